@@ -1,0 +1,24 @@
+"""Errors and warnings raised by sktransfer.
+
+Each subclasses the scikit-learn or builtin exception that callers already catch,
+so ``except ValueError`` keeps working while sktransfer's own errors stay
+distinguishable.
+"""
+
+__all__ = [
+    "ImageLoadError",
+    "LowEffectiveSampleSizeWarning",
+    "WeightsMismatchError",
+]
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read or decoded; the message names it and its index."""
+
+
+class WeightsMismatchError(ValueError):
+    """A weights file does not fit the architecture; lists missing/unexpected keys."""
+
+
+class LowEffectiveSampleSizeWarning(UserWarning):
+    """Importance weights leave too few effective samples for weighting to help."""
