@@ -6,6 +6,7 @@ distinguishable.
 """
 
 __all__ = [
+    "DomainOverlapWarning",
     "ImageLoadError",
     "LowEffectiveSampleSizeWarning",
     "WeightsMismatchError",
@@ -22,3 +23,7 @@ class WeightsMismatchError(ValueError):
 
 class LowEffectiveSampleSizeWarning(UserWarning):
     """Importance weights leave too few effective samples for weighting to help."""
+
+
+class DomainOverlapWarning(UserWarning):
+    """Source and target supports barely overlap, so reweighting cannot help."""

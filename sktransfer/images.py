@@ -1,0 +1,427 @@
+"""Image inputs: validation, lazy decoding and preprocessing into batches.
+
+Every estimator accepts the same inputs, checked once by :func:`check_images`:
+
+* a list, tuple, array or pandas Series of file paths (``str`` or ``Path``);
+* a list of PIL images, or of numpy arrays (images may differ in size);
+* a numpy array ``(n, H, W)`` (grayscale), ``(n, H, W, 3|4)`` (channels last) or
+  ``(n, 3, H, W)`` (channels first), or the same as a torch tensor;
+* a 2-D array ``(n, H*W*C)`` of flattened images, with ``image_shape`` giving
+  the shape of one image (``-1`` allowed once, as in :func:`numpy.reshape`).
+
+Pixel values are read by dtype: ``uint8`` and other integers on the 0-255 scale,
+``uint16`` on 0-65535, floats and booleans on [0, 1]. Grayscale and RGBA images
+become RGB. Nothing is decoded until a batch is asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .backbones import Preprocessing
+from .exceptions import ImageLoadError
+
+__all__ = ["ImageDataset", "ImageSequence", "check_images", "load_image"]
+
+_ACCEPTED = (
+    "Accepted inputs: a list/array/Series of file paths; a list of PIL images or "
+    "of numpy arrays; an array or tensor of shape (n, H, W), (n, H, W, 3|4) or "
+    "(n, 3, H, W); or a 2-D array (n, H*W*C) with the image_shape parameter set."
+)
+_INTERPOLATION = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+def load_image(
+    path, index: int | None = None, min_size: int | None = None
+) -> Image.Image:
+    """Open an image file as RGB, naming the file (and its index) if it fails.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to read.
+    index : int, optional
+        Position of the file in the input, quoted in the error message.
+    min_size : int, optional
+        Shorter side the caller will resize to. JPEG files much larger than that
+        are decoded at 1/2, 1/4 or 1/8 scale (never below ``min_size``), which
+        makes large photos several times cheaper to read.
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        The decoded image in RGB mode.
+    """
+    where = f" (index {index})" if index is not None else ""
+    try:
+        with Image.open(path) as img:
+            if min_size is not None and img.format == "JPEG":
+                img.draft("RGB", (min_size, min_size))
+            img.load()
+            return _to_rgb(img)
+    except FileNotFoundError as exc:
+        raise ImageLoadError(f"Image file not found: {str(path)!r}{where}.") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageLoadError(
+            f"Could not read image {str(path)!r}{where}: {exc}. Check that the file "
+            "is a complete image in a format Pillow reads (JPEG, PNG, ...)."
+        ) from exc
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        # 16-bit (or 32-bit integer) grayscale: rescale to 8 bits explicitly;
+        # Pillow's own conversion would clip at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if img.mode.startswith("I;16") else max(arr.max(), 1.0)
+        arr = np.clip(arr / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode in {"RGBA", "LA", "PA"} or (
+        img.mode == "P" and "transparency" in img.info
+    ):
+        # Composite transparency over white rather than keeping whatever colour
+        # the transparent pixels happen to store.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _array_to_float_hwc(arr: np.ndarray) -> np.ndarray:
+    """One image as float32 HWC RGB in [0, 1] scale (values are not clipped)."""
+    if arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.float32) / 255.0
+    else:
+        arr = arr.astype(np.float32, copy=False)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    channels = arr.shape[-1]
+    if channels == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    elif channels == 4:
+        alpha = arr[..., 3:4]
+        arr = arr[..., :3] * alpha + (1.0 - alpha)
+    return arr
+
+
+class ImageSequence(Sequence):
+    """A validated, lazily decoded sequence of images.
+
+    Built by :func:`check_images`; indexing with an integer returns one image
+    (a PIL image for files and PIL inputs, a float32 ``(H, W, 3)`` array in [0, 1]
+    for arrays), indexing with a slice or an index array returns a sub-sequence.
+    """
+
+    def __init__(self, items, kind: str):
+        self._items = items
+        self.kind = kind
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self.load(int(index))
+        if isinstance(index, slice):
+            return ImageSequence(self._items[index], self.kind)
+        index = np.asarray(index)
+        if self.kind == "array":
+            return ImageSequence(self._items[index], self.kind)
+        return ImageSequence([self._items[i] for i in index], self.kind)
+
+    def load(self, i: int, min_size: int | None = None):
+        """Decode image ``i`` (see :func:`load_image` for ``min_size``)."""
+        item = self._items[i]
+        if isinstance(item, (str, os.PathLike)):
+            return load_image(item, i, min_size)
+        if isinstance(item, Image.Image):
+            return _to_rgb(item)
+        return _array_to_float_hwc(np.asarray(item))
+
+    def key(self, i: int) -> str:
+        """A digest identifying image ``i``'s content, for the embedding cache.
+
+        Files are identified by absolute path, size and modification time (so an
+        edited file is re-embedded); in-memory images by a hash of their pixels.
+        """
+        item = self._items[i]
+        h = hashlib.blake2b(digest_size=16)
+        if isinstance(item, (str, os.PathLike)):
+            try:
+                stat = os.stat(item)
+            except OSError as exc:
+                raise ImageLoadError(
+                    f"Image file not found: {str(item)!r} (index {i})."
+                ) from exc
+            h.update(
+                f"{os.path.abspath(item)}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+            )
+        elif isinstance(item, Image.Image):
+            h.update(f"{item.mode}|{item.size}".encode())
+            h.update(item.tobytes())
+        else:
+            arr = np.ascontiguousarray(item)
+            h.update(f"{arr.dtype.str}|{arr.shape}".encode())
+            h.update(arr.view(np.uint8).reshape(-1))
+        return h.hexdigest()
+
+
+def _is_path(x) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _check_array_images(arr: np.ndarray, input_name: str) -> np.ndarray:
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        raise ValueError(
+            f"{input_name} has dtype {arr.dtype}; image arrays must be numeric "
+            f"(uint8, uint16, other integers, float or bool). {_ACCEPTED}"
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{input_name} is complex; image arrays must be real.")
+    if arr.ndim == 4 and arr.shape[1] in (1, 3) and arr.shape[-1] not in (1, 3, 4):
+        arr = np.moveaxis(arr, 1, -1)  # channels first -> channels last
+    if arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"{input_name} has shape {arr.shape}: a 4-D image array needs 1, 3 or 4 "
+            f"channels, first (n, C, H, W) or last (n, H, W, C). {_ACCEPTED}"
+        )
+    if arr.ndim not in (3, 4):
+        raise ValueError(
+            f"{input_name} has shape {arr.shape} ({arr.ndim}-D); {_ACCEPTED}"
+        )
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{input_name} contains NaN or infinity.")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            warnings.warn(
+                f"{input_name} is a float array with values in [{lo:.3g}, {hi:.3g}]; "
+                "float images are read on the [0, 1] scale. If yours are 0-255, "
+                "divide by 255 or pass uint8.",
+                UserWarning,
+                stacklevel=3,
+            )
+    return arr
+
+
+def _reshape_flat(arr: np.ndarray, image_shape, input_name: str) -> np.ndarray:
+    shape = tuple(int(s) for s in image_shape)
+    try:
+        images = arr.reshape((arr.shape[0], *shape))
+    except ValueError as exc:
+        raise ValueError(
+            f"{input_name} has {arr.shape[1]} features per row, which cannot be "
+            f"reshaped to image_shape={tuple(image_shape)}. Set image_shape to "
+            "(H, W) or (H, W, C) with H*W*C equal to the number of columns "
+            "(-1 allowed once)."
+        ) from exc
+    if images.ndim == 4 and images.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} gives {images.shape[-1]} channels; "
+            "use (H, W) for grayscale or (H, W, C) with C in {1, 3, 4}."
+        )
+    return images
+
+
+def check_images(X, *, image_shape=None, input_name: str = "X") -> ImageSequence:
+    """Validate image input and return a lazily decoded :class:`ImageSequence`.
+
+    Parameters
+    ----------
+    X : images
+        See the module docstring for the accepted forms.
+    image_shape : tuple of int, optional
+        Shape of one image, ``(H, W)`` or ``(H, W, C)``; required when ``X`` is a
+        2-D array of flattened images. ``-1`` may stand for one dimension.
+    input_name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    images : ImageSequence
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.images import check_images
+    >>> images = check_images(np.zeros((5, 8, 8), dtype=np.uint8))
+    >>> len(images), images[0].shape
+    (5, (8, 8, 3))
+    """
+    if isinstance(X, ImageSequence):
+        return X
+    if hasattr(X, "iloc") and hasattr(X, "columns"):  # DataFrame
+        if X.shape[1] == 1 and X.dtypes.iloc[0] == object:
+            X = X.iloc[:, 0]
+        else:
+            X = X.to_numpy()
+    if hasattr(X, "iloc"):  # Series
+        X = X.tolist()
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if isinstance(X, (str, os.PathLike, Image.Image)):
+        raise TypeError(
+            f"{input_name} is a single image ({type(X).__name__}); pass a list of "
+            "images, e.g. [image]."
+        )
+    if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
+        X = X.tolist()
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError(f"{input_name} is empty: found 0 images. {_ACCEPTED}")
+        first = X[0]
+        if all(_is_path(x) for x in X):
+            return ImageSequence([os.fspath(x) for x in X], "path")
+        if all(isinstance(x, Image.Image) for x in X):
+            return ImageSequence(list(X), "pil")
+        if all(isinstance(x, (np.ndarray, torch.Tensor)) for x in X):
+            items = []
+            for i, x in enumerate(X):
+                x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+                if (
+                    x.ndim == 3
+                    and x.shape[0] in (1, 3)
+                    and x.shape[-1] not in (1, 3, 4)
+                ):
+                    x = np.moveaxis(x, 0, -1)
+                if x.ndim not in (2, 3) or (
+                    x.ndim == 3 and x.shape[-1] not in (1, 3, 4)
+                ):
+                    raise ValueError(
+                        f"{input_name}[{i}] has shape {x.shape}; each image must be "
+                        "(H, W), (H, W, C) or (C, H, W) with C in {1, 3, 4}."
+                    )
+                items.append(_check_array_images(x[None], f"{input_name}[{i}]")[0])
+            return ImageSequence(items, "array")
+        if all(np.ndim(x) == 1 or np.isscalar(x) for x in X) and not isinstance(
+            first, (str, Image.Image)
+        ):
+            X = np.asarray(X)
+        else:
+            kinds = sorted({type(x).__name__ for x in X})
+            raise TypeError(
+                f"{input_name} mixes or contains unsupported element types {kinds}. "
+                f"{_ACCEPTED}"
+            )
+    if not isinstance(X, np.ndarray):
+        raise TypeError(
+            f"{input_name} of type {type(X).__name__} is not supported. {_ACCEPTED}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{input_name} is empty: found 0 images. {_ACCEPTED}")
+    if X.ndim == 2:
+        if image_shape is None:
+            raise ValueError(
+                f"{input_name} is a 2-D array of shape {X.shape}; flattened images "
+                "need image_shape=(H, W) or (H, W, C), e.g. image_shape=(28, 28) "
+                "for MNIST rows."
+            )
+        X = _reshape_flat(X, image_shape, input_name)
+    return ImageSequence(_check_array_images(X, input_name), "array")
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images decoded and preprocessed one at a time, for a ``DataLoader``.
+
+    Each item is a ``(3, image_size, image_size)`` tensor: ``uint8`` for files
+    and PIL images, ``float32`` in [0, 1] scale for arrays. Normalisation by mean
+    and std happens later, on the whole batch and on the target device.
+
+    Parameters
+    ----------
+    images : ImageSequence
+        The input, from :func:`check_images`.
+    preprocessing : Preprocessing
+        Resize, crop and statistics.
+    transform : callable, optional
+        Replaces the resize and crop (training augmentation). Receives a PIL image
+        or a ``(3, H, W)`` float tensor and must return a ``(3, S, S)`` tensor or
+        PIL image of the final size.
+    targets : array-like, optional
+        Returned with each image as ``(image, target)``.
+    """
+
+    def __init__(
+        self,
+        images: ImageSequence,
+        preprocessing: Preprocessing,
+        transform=None,
+        targets=None,
+    ):
+        self.images = images
+        self.preprocessing = preprocessing
+        self.transform = transform
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        min_size = self.preprocessing.resize_size if self.transform is None else None
+        image = self.images.load(i, min_size)
+        if isinstance(image, np.ndarray):
+            image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if self.transform is not None:
+            out = self.transform(image)
+        else:
+            out = resize_crop(image, self.preprocessing)
+        out = _as_chw_tensor(out)
+        if self.targets is None:
+            return out
+        return out, self.targets[i]
+
+
+def _as_chw_tensor(image) -> torch.Tensor:
+    if isinstance(image, Image.Image):
+        return torch.from_numpy(np.asarray(_to_rgb(image)).transpose(2, 0, 1).copy())
+    return image
+
+
+def resize_crop(image, preprocessing: Preprocessing):
+    """Resize the shorter side to ``resize_size`` and centre-crop ``image_size``.
+
+    Works on a PIL image (JPEG files are decoded at reduced scale when they are
+    much larger than needed) or on a ``(3, H, W)`` float tensor.
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    size, crop = preprocessing.resize_size, preprocessing.image_size
+    if isinstance(image, Image.Image):
+        w, h = image.size
+        scale = size / min(w, h)
+        new = (max(size, round(w * scale)), max(size, round(h * scale)))
+        resample = _INTERPOLATION.get(
+            preprocessing.interpolation, Image.Resampling.BILINEAR
+        )
+        image = image.resize(new, resample=resample, reducing_gap=None)
+        left, top = (new[0] - crop) // 2, (new[1] - crop) // 2
+        return image.crop((left, top, left + crop, top + crop))
+    interpolation = F.InterpolationMode(preprocessing.interpolation)
+    image = F.resize(image, size, interpolation=interpolation, antialias=True)
+    return F.center_crop(image, crop)
+
+
+def normalize_batch(batch: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    """Scale a batch to [0, 1] (if uint8) and normalise it with mean and std."""
+    batch = batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
+    mean = torch.tensor(preprocessing.mean, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing.std, device=batch.device).view(1, 3, 1, 1)
+    return (batch - mean) / std

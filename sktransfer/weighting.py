@@ -1,0 +1,1340 @@
+"""Importance weights for covariate shift, and the estimators that use them.
+
+Under covariate shift the inputs of the source (labelled) and target
+(unlabelled) domains are drawn from different densities while ``P(y | x)`` is
+shared. Training on the source rows with the importance weights
+``w(x) = p_target(x) / p_source(x)`` then makes the source risk an unbiased
+estimate of the target risk. This module estimates ``w`` four ways and wraps
+any scikit-learn estimator that takes ``sample_weight`` so that it trains with
+them.
+
+Target rows are given together with the source rows, marked by
+``sample_domain`` as in skada: a positive value marks a source row, a negative
+value a target row. Nothing here changes scikit-learn's global configuration.
+"""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import rankdata
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    RegressorMixin,
+    _fit_context,
+    clone,
+    is_classifier,
+)
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
+
+from .exceptions import DomainOverlapWarning, LowEffectiveSampleSizeWarning
+
+__all__ = [
+    "DiscriminativeWeighter",
+    "ImportanceWeightedClassifier",
+    "ImportanceWeightedRegressor",
+    "KLIEPWeighter",
+    "KMMWeighter",
+    "ULSIFWeighter",
+    "estimate_importance_weights",
+]
+
+# Below this fraction of effective samples the weighted fit rests on a handful
+# of rows: its variance swamps the bias it removes.
+ESS_WARNING_RATIO = 0.1
+# A domain classifier this good means the supports barely overlap: some target
+# regions have no source rows at all, and no weighting can reach them.
+AUC_WARNING = 0.99
+# Probabilities are kept this far from 0 and 1 so that odds stay finite.
+_PROBA_EPS = 1e-6
+# Kernel widths tried around the median heuristic by the cross-validated methods.
+_GAMMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
+_ULSIF_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+# Rows used for the median heuristic: a bounded, random subsample.
+_MEDIAN_SUBSAMPLE = 1000
+
+_COMMON_PARAMS_DOC = """
+    max_weight : float >= 1 or None, default=None
+        Absolute cap on the final weights (which have mean 1 over the source
+        rows). Large weights are cut and the rest renormalised so that no
+        weight exceeds ``max_weight``. ``None`` applies no absolute cap.
+
+    max_weight_quantile : float in (0, 1] or None, default=None
+        Cap the normalised weights at this quantile of the training source
+        weights (e.g. 0.99), then renormalise to mean 1. Applied before
+        ``max_weight`` when both are given.
+"""
+
+_COMMON_ATTRIBUTES_DOC = """
+    weights_ : ndarray of shape (n_samples,)
+        Weights of the training rows: mean 1 over the source rows, 0 on the
+        target rows.
+
+    effective_sample_size_ : float
+        Kish's effective sample size ``(sum w)**2 / sum w**2`` of the source
+        weights: how many unweighted rows the weighted sample is worth.
+
+    effective_sample_size_ratio_ : float
+        ``effective_sample_size_ / n_source_``, between 0 and 1.
+
+    weight_summary_ : dict
+        ``min``, ``median``, ``q95``, ``max`` of the final source weights,
+        ``max_unclipped`` and ``n_clipped`` (rows cut by the caps).
+
+    domain_auc_ : float
+        Shift score: area under the ROC curve of separating target from
+        source rows (0.5 means no detectable shift, 1 disjoint supports).
+
+    n_source_, n_target_ : int
+        Number of source and target rows seen in ``fit``.
+
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+"""
+
+
+def _doc(cls):
+    # One text for the shared parameters and attributes (written once, used
+    # by all four weighters).
+    cls.__doc__ = cls.__doc__.replace("%(common_params)s", _COMMON_PARAMS_DOC.strip())
+    cls.__doc__ = cls.__doc__.replace(
+        "%(common_attributes)s", _COMMON_ATTRIBUTES_DOC.strip()
+    )
+    return cls
+
+
+def _check_sample_domain(sample_domain, n_samples):
+    """Validate ``sample_domain`` and return the boolean mask of source rows."""
+    if sample_domain is None:
+        raise ValueError(
+            "`sample_domain` is required: pass an array of shape (n_samples,) "
+            "with a positive value for each source row and a negative value for "
+            "each target row (skada's convention), e.g. "
+            "`np.r_[np.ones(n_source), -np.ones(n_target)]`."
+        )
+    domain = np.asarray(sample_domain)
+    if domain.ndim != 1 or domain.shape[0] != n_samples:
+        raise ValueError(
+            f"`sample_domain` must have shape ({n_samples},) to match X; got shape "
+            f"{domain.shape}."
+        )
+    if domain.dtype.kind not in "iuf":
+        raise TypeError(
+            "`sample_domain` must hold numbers (positive = source, negative = "
+            f"target); got dtype {domain.dtype}."
+        )
+    if not np.all(np.isfinite(domain)) or np.any(domain == 0):
+        raise ValueError(
+            "`sample_domain` must be positive (source) or negative (target) on "
+            "every row; got 0 or a non-finite value, which is neither."
+        )
+    is_source = domain > 0
+    return is_source
+
+
+def _check_both_domains(is_source, min_rows=1):
+    n_source = int(is_source.sum())
+    n_target = int(is_source.size - n_source)
+    if n_source < min_rows or n_target < min_rows:
+        raise ValueError(
+            f"Importance weighting needs at least {min_rows} source sample(s) "
+            f"(sample_domain > 0) and {min_rows} target sample(s) "
+            f"(sample_domain < 0); got n_source={n_source}, n_target={n_target}."
+        )
+    return n_source, n_target
+
+
+def _binary_auc(scores_source, scores_target):
+    """AUC of ``scores`` separating target (positive) from source rows."""
+    scores = np.concatenate([scores_source, scores_target])
+    ranks = rankdata(scores)
+    n_s, n_t = scores_source.size, scores_target.size
+    return float((ranks[n_s:].sum() - n_t * (n_t + 1) / 2) / (n_s * n_t))
+
+
+def _median_gamma(X, random_state):
+    """Median heuristic ``gamma = 1 / median(squared distance)`` on a subsample."""
+    rng = check_random_state(random_state)
+    if X.shape[0] > _MEDIAN_SUBSAMPLE:
+        X = X[rng.choice(X.shape[0], _MEDIAN_SUBSAMPLE, replace=False)]
+    d2 = euclidean_distances(X, squared=True)
+    d2 = d2[np.triu_indices_from(d2, k=1)]
+    median = np.median(d2[d2 > 0]) if np.any(d2 > 0) else 1.0
+    return 1.0 / median
+
+
+def _effective_sample_size(weights):
+    total = weights.sum()
+    return float(total**2 / np.sum(weights**2)) if total > 0 else 0.0
+
+
+class _BaseWeighter(BaseEstimator):
+    """Shared fit/normalise/clip/diagnose logic of the weight estimators.
+
+    Subclasses implement ``_fit_ratio(X_source, X_target, rng)``, returning the
+    unnormalised ratio at the source rows and a domain score for the source and
+    target rows, and ``_ratio(X)`` for new rows.
+    """
+
+    _parameter_constraints = {
+        "max_weight": [Interval(Real, 1, None, closed="left"), None],
+        "max_weight_quantile": [Interval(Real, 0, 1, closed="right"), None],
+        "random_state": ["random_state"],
+    }
+    # Rows per domain below which a method cannot run (cross-fitting needs cv).
+    _min_rows_per_domain = 1
+
+    def _min_rows(self):
+        return self._min_rows_per_domain
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, sample_domain=None):
+        """Estimate the importance weights from source and target rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source and target rows together.
+
+        y : None
+            Ignored; present for API consistency.
+
+        sample_domain : array-like of shape (n_samples,)
+            Positive for source rows, negative for target rows. Required.
+
+        Returns
+        -------
+        self : object
+            The fitted weighter.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        is_source = _check_sample_domain(sample_domain, X.shape[0])
+        self.n_source_, self.n_target_ = _check_both_domains(is_source, self._min_rows())
+        rng = check_random_state(self.random_state)
+        X = X.astype(np.float64, copy=False)
+        raw, score_s, score_t = self._fit_ratio(X[is_source], X[~is_source], rng)
+
+        # Scale fixed at fit: out-of-sample weights use the same units, so a
+        # row's weight never depends on which other rows are asked about.
+        self._scale = float(np.mean(raw))
+        overlap_lost = not np.isfinite(self._scale) or self._scale <= 0
+        if overlap_lost:
+            # The ratio vanishes at every source row: nothing to weight with.
+            self._scale = 1.0
+            raw = np.ones_like(raw)
+        normalised = raw / self._scale
+        self.clip_threshold_ = self._clip_threshold(normalised)
+        clipped = np.minimum(normalised, self.clip_threshold_)
+        self._renorm = float(np.mean(clipped))
+        source_weights = clipped / self._renorm
+
+        self.weights_ = np.zeros(X.shape[0])
+        self.weights_[is_source] = source_weights
+        self.effective_sample_size_ = _effective_sample_size(source_weights)
+        self.effective_sample_size_ratio_ = self.effective_sample_size_ / self.n_source_
+        self.weight_summary_ = {
+            "min": float(source_weights.min()),
+            "median": float(np.median(source_weights)),
+            "q95": float(np.quantile(source_weights, 0.95)),
+            "max": float(source_weights.max()),
+            "max_unclipped": float(normalised.max() / np.mean(normalised)),
+            "n_clipped": int(np.sum(normalised > self.clip_threshold_)),
+        }
+        self.domain_auc_ = _binary_auc(score_s, score_t)
+        self._warn_diagnostics(overlap_lost)
+        return self
+
+    def _clip_threshold(self, normalised):
+        """Cap on the normalised weights from ``max_weight(_quantile)``."""
+        threshold = np.inf
+        if self.max_weight_quantile is not None:
+            threshold = float(np.quantile(normalised, self.max_weight_quantile))
+        if self.max_weight is not None:
+            current = np.minimum(normalised, threshold)
+            # After renormalisation the largest weight is c / mean(min(w, c)),
+            # nondecreasing in c: bisect for the c that makes it max_weight.
+            if current.max() / current.mean() > self.max_weight:
+                lo, hi = 0.0, float(current.max())
+                for _ in range(100):
+                    mid = (lo + hi) / 2
+                    if mid / np.minimum(current, mid).mean() > self.max_weight:
+                        hi = mid
+                    else:
+                        lo = mid
+                threshold = lo
+        return threshold
+
+    def _warn_diagnostics(self, overlap_lost):
+        name = type(self).__name__
+        if overlap_lost or self.domain_auc_ >= AUC_WARNING:
+            warnings.warn(
+                f"{name}: source and target barely overlap (domain AUC "
+                f"{self.domain_auc_:.3f}"
+                + ("; the estimated ratio is 0 at every source row, weights set to 1"
+                   if overlap_lost else "")
+                + "). Target regions without source rows cannot be reached by "
+                "reweighting; importance weighting cannot correct this shift.",
+                DomainOverlapWarning,
+                stacklevel=3,
+            )
+        if self.effective_sample_size_ratio_ < ESS_WARNING_RATIO:
+            warnings.warn(
+                f"{name}: effective sample size {self.effective_sample_size_:.1f} "
+                f"of {self.n_source_} source rows "
+                f"({self.effective_sample_size_ratio_:.1%}): a few rows carry "
+                "almost all the weight, so a weighted fit or score will have high "
+                "variance. Consider clipping (max_weight / max_weight_quantile) "
+                "or features in which the domains overlap more.",
+                LowEffectiveSampleSizeWarning,
+                stacklevel=3,
+            )
+
+    def compute_weights(self, X, *, sample_domain=None):
+        """Importance weights of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to weight. Need not be the training rows.
+
+        sample_domain : array-like of shape (n_samples,), default=None
+            If given, target rows (negative) get weight 0 and the source rows
+            are renormalised to mean exactly 1. If ``None``, every row is
+            treated as a source row and weighted in the units fixed at ``fit``
+            (mean 1 over the training source rows), so a row's weight does not
+            depend on the other rows of ``X``.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Non-negative importance weights.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = X.astype(np.float64, copy=False)
+        if sample_domain is not None:
+            is_source = _check_sample_domain(sample_domain, X.shape[0])
+        else:
+            is_source = np.ones(X.shape[0], dtype=bool)
+        weights = np.zeros(X.shape[0])
+        if not is_source.any():
+            return weights
+        raw = self._ratio(X[is_source]) / self._scale
+        weights[is_source] = np.minimum(raw, self.clip_threshold_) / self._renorm
+        if sample_domain is not None and weights.sum() > 0:
+            weights *= is_source.sum() / weights.sum()
+        return weights
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        return tags
+
+
+@_doc
+class DiscriminativeWeighter(_BaseWeighter):
+    """Importance weights from a cross-fitted probabilistic domain classifier.
+
+    A classifier learns ``P(target | x)`` from source and target rows; by
+    Bayes' rule ``p_target(x) / p_source(x) = odds(x) * n_source / n_target``,
+    the second factor undoing the class prior of the domain classifier. The
+    classifier is cross-fitted: the weight of each training row comes from a
+    model that did not see that row, which keeps over-confident (overfit)
+    probabilities out of the weights. Cost is linear in the number of rows for
+    a linear classifier.
+
+    Read more in the :ref:`User Guide <domain_shift>`.
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_proba`` or None, default=None
+        Domain classifier. ``None`` uses ``LogisticRegression(max_iter=1000)``,
+        whose log-odds are linear in ``x``: exact for Gaussian mean shifts, a
+        first-order approximation otherwise. Give a more flexible model (e.g.
+        polynomial features + logistic regression) for curved ratios.
+
+    cv : int >= 2, default=5
+        Number of cross-fitting folds, stratified by domain.
+
+    calibration : {"sigmoid", "isotonic"} or None, default=None
+        Calibrate the domain probabilities with
+        :class:`~sklearn.calibration.CalibratedClassifierCV` (3 inner folds)
+        inside each cross-fitting fold. Useful for classifiers whose scores
+        are not probabilities (boosting, SVMs); logistic regression needs none.
+
+    %(common_params)s
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the cross-fitting folds (and is passed to ``estimator`` if it
+        has a ``random_state`` parameter left at ``None``).
+
+    Attributes
+    ----------
+    estimators_ : list of fitted classifiers
+        One domain classifier per cross-fitting fold; ``compute_weights`` on new
+        rows averages their odds.
+
+    %(common_attributes)s
+
+    See Also
+    --------
+    KLIEPWeighter, ULSIFWeighter, KMMWeighter : kernel methods.
+    estimate_importance_weights : one-line function interface.
+
+    Notes
+    -----
+    ``domain_auc_`` is the out-of-fold AUC of the domain classifier itself.
+
+    References
+    ----------
+    .. [1] S. Bickel, M. Brückner, T. Scheffer, "Discriminative learning under
+       covariate shift", JMLR 10, 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.weighting import DiscriminativeWeighter
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (200, 1)), rng.normal(1, 1, (200, 1))]
+    >>> sample_domain = np.r_[np.ones(200), -np.ones(200)]
+    >>> weighter = DiscriminativeWeighter(random_state=0)
+    >>> weighter.fit(X, sample_domain=sample_domain)
+    DiscriminativeWeighter(random_state=0)
+    >>> w = weighter.compute_weights(X[:3])
+    >>> bool(np.all(np.diff(weighter.compute_weights([[-1.0], [0.0], [1.0]])) > 0))
+    True
+    >>> round(float(weighter.weights_[:200].mean()), 6)
+    1.0
+    """
+
+    _parameter_constraints = {
+        **_BaseWeighter._parameter_constraints,
+        "estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "calibration": [StrOptions({"sigmoid", "isotonic"}), None],
+    }
+
+    def __init__(
+        self,
+        *,
+        estimator=None,
+        cv=5,
+        calibration=None,
+        max_weight=None,
+        max_weight_quantile=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.cv = cv
+        self.calibration = calibration
+        self.max_weight = max_weight
+        self.max_weight_quantile = max_weight_quantile
+        self.random_state = random_state
+
+    def _min_rows(self):
+        return self.cv
+
+    def _make_classifier(self, seed):
+        if self.estimator is None:
+            classifier = LogisticRegression(max_iter=1000)
+        else:
+            classifier = clone(self.estimator)
+            if classifier.get_params().get("random_state", 0) is None:
+                classifier.set_params(random_state=seed)
+        if self.calibration is not None:
+            classifier = CalibratedClassifierCV(
+                classifier, method=self.calibration, cv=3
+            )
+        return classifier
+
+    @staticmethod
+    def _odds(classifier, X):
+        # Column of the target class (label 1) whatever order classes_ has.
+        column = list(classifier.classes_).index(1)
+        p = np.clip(classifier.predict_proba(X)[:, column], _PROBA_EPS, 1 - _PROBA_EPS)
+        return p / (1 - p)
+
+    def _fit_ratio(self, X_source, X_target, rng):
+        X = np.vstack([X_source, X_target])
+        domain = np.r_[np.zeros(len(X_source), int), np.ones(len(X_target), int)]
+        folds = StratifiedKFold(
+            n_splits=self.cv, shuffle=True, random_state=rng.randint(2**31 - 1)
+        )
+        seed = rng.randint(2**31 - 1)
+        odds = np.empty(len(X))
+        self.estimators_ = []
+        self._prior_corrections = []
+        for train, test in folds.split(X, domain):
+            classifier = self._make_classifier(seed).fit(X[train], domain[train])
+            # Prior correction with this fold's counts: the classifier's odds
+            # carry n_target/n_source of its own training rows.
+            n_t = domain[train].sum()
+            correction = (len(train) - n_t) / n_t
+            odds[test] = self._odds(classifier, X[test]) * correction
+            self.estimators_.append(classifier)
+            self._prior_corrections.append(correction)
+        n_s = len(X_source)
+        return odds[:n_s], odds[:n_s], odds[n_s:]
+
+    def _ratio(self, X):
+        ratios = [
+            self._odds(classifier, X) * correction
+            for classifier, correction in zip(
+                self.estimators_, self._prior_corrections, strict=True
+            )
+        ]
+        return np.mean(ratios, axis=0)
+
+
+class _BaseKernelRatio(_BaseWeighter):
+    """Ratio ``r(x) = sum_l alpha_l k(x, c_l)`` on centres drawn from the target.
+
+    Memory is bounded by ``(n_source + n_target) * n_centers`` floats for the
+    kernel matrices (e.g. 40 000 rows x 200 centres x 8 bytes = 64 MB), never
+    ``n x n``.
+    """
+
+    _parameter_constraints = {
+        **_BaseWeighter._parameter_constraints,
+        "gamma": [Interval(Real, 0, None, closed="neither"), None],
+        "n_centers": [Interval(Integral, 1, None, closed="left")],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def _min_rows(self):
+        # Width selection by cross-validation splits the target rows.
+        return self.cv if self._needs_cv() else 1
+
+    def _needs_cv(self):
+        return self.gamma is None
+
+    def _fit_ratio(self, X_source, X_target, rng):
+        n_centers = min(self.n_centers, len(X_target))
+        self.centers_ = X_target[rng.choice(len(X_target), n_centers, replace=False)]
+        median = _median_gamma(np.vstack([X_source, X_target]), rng)
+        gammas = (
+            [self.gamma]
+            if self.gamma is not None
+            else [median * factor for factor in _GAMMA_FACTORS]
+        )
+        fold_seed = rng.randint(2**31 - 1)
+        best = None
+        for gamma in gammas:
+            K_s = rbf_kernel(X_source, self.centers_, gamma=gamma)
+            K_t = rbf_kernel(X_target, self.centers_, gamma=gamma)
+            for loss, extra in self._cv_losses(K_s, K_t, fold_seed):
+                if best is None or loss < best[0]:
+                    best = (loss, gamma, extra, K_s, K_t)
+        _, self.gamma_, extra, K_s, K_t = best
+        self.alpha_ = self._solve(K_s, K_t, extra)
+        r_s, r_t = K_s @ self.alpha_, K_t @ self.alpha_
+        # In-sample ratio as the domain score (centres are few, so its
+        # optimism is small); documented in each class.
+        return r_s, r_s, r_t
+
+    def _ratio(self, X):
+        return rbf_kernel(X, self.centers_, gamma=self.gamma_) @ self.alpha_
+
+
+@_doc
+class KLIEPWeighter(_BaseKernelRatio):
+    """Importance weights by the Kullback-Leibler importance estimation procedure.
+
+    Models the ratio as a non-negative combination of Gaussian kernels on
+    ``n_centers`` target rows and maximises the log-likelihood of the target
+    rows under ``r(x) p_source(x)``, subject to ``r`` averaging 1 over the
+    source rows (a convex problem, solved with L-BFGS-B). The kernel width is
+    chosen by likelihood cross-validation over the target rows, on a grid
+    around the median heuristic. Weights are a function of ``x``, so
+    ``compute_weights`` works out of sample.
+
+    Read more in the :ref:`User Guide <domain_shift>`.
+
+    Parameters
+    ----------
+    gamma : float > 0 or None, default=None
+        RBF kernel coefficient, ``k(x, c) = exp(-gamma ||x - c||^2)``. ``None``
+        picks it by ``cv``-fold likelihood cross-validation among the median
+        heuristic ``1 / median ||x - x'||^2`` times 0.1, 0.3, 1, 3, 10.
+
+    n_centers : int, default=200
+        Number of kernel centres, drawn from the target rows with
+        ``random_state``. Memory is ``(n_source + n_target) * n_centers``
+        floats.
+
+    cv : int >= 2, default=5
+        Folds for the width selection (unused when ``gamma`` is given).
+
+    max_iter : int, default=1000
+        Maximum L-BFGS-B iterations per fit.
+
+    %(common_params)s
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the centres, the median-heuristic subsample and the folds.
+
+    Attributes
+    ----------
+    centers_ : ndarray of shape (n_centers, n_features)
+        Kernel centres.
+
+    alpha_ : ndarray of shape (n_centers,)
+        Non-negative kernel coefficients.
+
+    gamma_ : float
+        Kernel coefficient used.
+
+    %(common_attributes)s
+
+    See Also
+    --------
+    ULSIFWeighter : closed-form least-squares alternative, faster.
+    DiscriminativeWeighter : classifier-based, scales to many features.
+
+    Notes
+    -----
+    ``domain_auc_`` is the AUC of the fitted ratio evaluated at the training
+    rows (in-sample).
+
+    References
+    ----------
+    .. [1] M. Sugiyama et al., "Direct importance estimation for covariate
+       shift adaptation", Annals of the Institute of Statistical Mathematics
+       60(4), 2008.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.weighting import KLIEPWeighter
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (200, 1)), rng.normal(1, 1, (200, 1))]
+    >>> sample_domain = np.r_[np.ones(200), -np.ones(200)]
+    >>> weighter = KLIEPWeighter(n_centers=50, random_state=0)
+    >>> weighter.fit(X, sample_domain=sample_domain).weights_.shape
+    (400,)
+    >>> bool(np.all(np.diff(weighter.compute_weights([[-1.0], [0.0], [1.0]])) > 0))
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseKernelRatio._parameter_constraints,
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        gamma=None,
+        n_centers=200,
+        cv=5,
+        max_iter=1000,
+        max_weight=None,
+        max_weight_quantile=None,
+        random_state=None,
+    ):
+        self.gamma = gamma
+        self.n_centers = n_centers
+        self.cv = cv
+        self.max_iter = max_iter
+        self.max_weight = max_weight
+        self.max_weight_quantile = max_weight_quantile
+        self.random_state = random_state
+
+    def _solve_kliep(self, K_t, b):
+        # max mean log(K_t a) - b.a over a >= 0: the Lagrangian form of KLIEP,
+        # whose optimum satisfies b.a = 1 (mean ratio 1 on the source) itself.
+        n_t = K_t.shape[0]
+
+        def objective(alpha):
+            fitted = K_t @ alpha + 1e-12
+            value = -np.mean(np.log(fitted)) + b @ alpha
+            grad = -(K_t.T @ (1.0 / fitted)) / n_t + b
+            return value, grad
+
+        start = np.full(K_t.shape[1], 1.0 / max(b.sum(), 1e-12))
+        result = minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0, None)] * K_t.shape[1],
+            options={"maxiter": self.max_iter},
+        )
+        alpha = result.x
+        return alpha / max(b @ alpha, 1e-300)
+
+    def _cv_losses(self, K_s, K_t, seed):
+        if self.gamma is not None:
+            yield 0.0, None
+            return
+        b = K_s.mean(axis=0)
+        losses = []
+        for train, test in KFold(self.cv, shuffle=True, random_state=seed).split(K_t):
+            alpha = self._solve_kliep(K_t[train], b)
+            losses.append(-np.mean(np.log(K_t[test] @ alpha + 1e-12)))
+        yield float(np.mean(losses)), None
+
+    def _solve(self, K_s, K_t, extra):
+        return self._solve_kliep(K_t, K_s.mean(axis=0))
+
+
+@_doc
+class ULSIFWeighter(_BaseKernelRatio):
+    """Importance weights by unconstrained least-squares importance fitting.
+
+    Models the ratio as a combination of Gaussian kernels on ``n_centers``
+    target rows and fits it by least squares against the true ratio, which
+    has the closed form ``alpha = (H + lambda I)^-1 h`` with
+    ``H = mean_source k k^T`` and ``h = mean_target k``; negative
+    coefficients are set to 0. Width and regularisation are chosen by
+    ``cv``-fold cross-validation of the same squared loss. Weights are a
+    function of ``x``, so ``compute_weights`` works out of sample.
+
+    Read more in the :ref:`User Guide <domain_shift>`.
+
+    Parameters
+    ----------
+    gamma : float > 0 or None, default=None
+        RBF kernel coefficient. ``None`` picks it by cross-validation among the
+        median heuristic times 0.1, 0.3, 1, 3, 10.
+
+    alpha : float > 0 or None, default=None
+        Ridge regularisation ``lambda``. ``None`` picks it by cross-validation
+        among 1e-3, 1e-2, 1e-1, 1, 10.
+
+    n_centers : int, default=200
+        Number of kernel centres, drawn from the target rows. Memory is
+        ``(n_source + n_target) * n_centers`` floats.
+
+    cv : int >= 2, default=5
+        Folds for the selection (unused when both ``gamma`` and ``alpha`` are
+        given).
+
+    %(common_params)s
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the centres, the median-heuristic subsample and the folds.
+
+    Attributes
+    ----------
+    centers_ : ndarray of shape (n_centers, n_features)
+        Kernel centres.
+
+    alpha_ : ndarray of shape (n_centers,)
+        Non-negative kernel coefficients.
+
+    gamma_ : float
+        Kernel coefficient used.
+
+    regularization_ : float
+        Ridge coefficient used.
+
+    %(common_attributes)s
+
+    See Also
+    --------
+    KLIEPWeighter : likelihood-based kernel alternative.
+    DiscriminativeWeighter : classifier-based, scales to many features.
+
+    Notes
+    -----
+    ``domain_auc_`` is the AUC of the fitted ratio evaluated at the training
+    rows (in-sample). Because negative coefficients are zeroed, uLSIF can give
+    weight exactly 0 to source rows far from every target row.
+
+    References
+    ----------
+    .. [1] T. Kanamori, S. Hido, M. Sugiyama, "A least-squares approach to
+       direct importance estimation", JMLR 10, 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.weighting import ULSIFWeighter
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (200, 1)), rng.normal(1, 1, (200, 1))]
+    >>> sample_domain = np.r_[np.ones(200), -np.ones(200)]
+    >>> weighter = ULSIFWeighter(n_centers=50, random_state=0)
+    >>> weighter.fit(X, sample_domain=sample_domain).weights_.shape
+    (400,)
+    >>> bool(np.all(np.diff(weighter.compute_weights([[-1.0], [0.0], [1.0]])) > 0))
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseKernelRatio._parameter_constraints,
+        "alpha": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    def __init__(
+        self,
+        *,
+        gamma=None,
+        alpha=None,
+        n_centers=200,
+        cv=5,
+        max_weight=None,
+        max_weight_quantile=None,
+        random_state=None,
+    ):
+        self.gamma = gamma
+        self.alpha = alpha
+        self.n_centers = n_centers
+        self.cv = cv
+        self.max_weight = max_weight
+        self.max_weight_quantile = max_weight_quantile
+        self.random_state = random_state
+
+    def _needs_cv(self):
+        return self.gamma is None or self.alpha is None
+
+    @staticmethod
+    def _solve_ulsif(H, h, regularization):
+        coef = np.linalg.solve(H + regularization * np.eye(len(h)), h)
+        return np.maximum(coef, 0)
+
+    def _cv_losses(self, K_s, K_t, seed):
+        alphas = _ULSIF_ALPHAS if self.alpha is None else (self.alpha,)
+        if not self._needs_cv():
+            yield 0.0, self.alpha
+            return
+        # Source and target split separately into the same number of folds;
+        # H of a training part is the full H minus the held-out rows'.
+        H_full = K_s.T @ K_s
+        folds_s = KFold(self.cv, shuffle=True, random_state=seed).split(K_s)
+        folds_t = KFold(self.cv, shuffle=True, random_state=seed + 1).split(K_t)
+        losses = np.zeros(len(alphas))
+        for (tr_s, te_s), (tr_t, te_t) in zip(folds_s, folds_t, strict=True):
+            H = (H_full - K_s[te_s].T @ K_s[te_s]) / len(tr_s)
+            h = K_t[tr_t].mean(axis=0)
+            for i, regularization in enumerate(alphas):
+                coef = self._solve_ulsif(H, h, regularization)
+                # Held-out least-squares loss: 1/2 E_s[r^2] - E_t[r].
+                losses[i] += 0.5 * np.mean((K_s[te_s] @ coef) ** 2) - np.mean(
+                    K_t[te_t] @ coef
+                )
+        for loss, regularization in zip(losses / self.cv, alphas, strict=True):
+            yield float(loss), regularization
+
+    def _solve(self, K_s, K_t, regularization):
+        self.regularization_ = regularization
+        H = K_s.T @ K_s / len(K_s)
+        return self._solve_ulsif(H, K_t.mean(axis=0), regularization)
+
+
+@_doc
+class KMMWeighter(_BaseWeighter):
+    """Importance weights by kernel mean matching, on a Nyström feature map.
+
+    Finds source weights ``beta`` (``0 <= beta <= weight_bound``, mean 1) whose
+    weighted kernel mean embedding of the source rows is closest to that of
+    the target rows. The kernel is approximated by a Nyström map with
+    ``n_components`` landmarks, so the quadratic problem is solved by
+    accelerated projected gradient in ``O((n_source + n_target) *
+    n_components)`` memory and time per iteration, never ``n x n``.
+
+    KMM gives weights for a *sample*, not a ratio function: it matches means
+    and has no value of ``w(x)`` at a single point. ``weights_`` holds the
+    solution for the training source rows. ``compute_weights(X)`` re-solves
+    the matching for the rows of ``X`` against the target embedding stored at
+    fit: a row's weight then depends on the other rows of ``X`` and is
+    unreliable for small batches. KMM weights follow the direction of the
+    density ratio but are shrunk toward 1 by the bound and the finite kernel
+    width; see the user guide for what they recover.
+
+    Read more in the :ref:`User Guide <domain_shift>`.
+
+    Parameters
+    ----------
+    gamma : float > 0 or None, default=None
+        RBF kernel coefficient. ``None`` uses the median heuristic
+        ``1 / median ||x - x'||^2`` (on at most 1000 random rows).
+
+    n_components : int, default=300
+        Nyström landmarks, drawn from source and target rows.
+
+    weight_bound : float > 0, default=1000.0
+        Upper bound ``B`` on each weight inside the matching problem.
+
+    max_iter : int, default=1000
+        Maximum projected-gradient iterations.
+
+    tol : float, default=1e-6
+        Stop when the largest change of a weight falls below ``tol``.
+
+    %(common_params)s
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the landmarks and the median-heuristic subsample.
+
+    Attributes
+    ----------
+    nystroem_ : :class:`~sklearn.kernel_approximation.Nystroem`
+        Fitted feature map.
+
+    gamma_ : float
+        Kernel coefficient used.
+
+    n_iter_ : int
+        Iterations of the solver at fit.
+
+    %(common_attributes)s
+
+    See Also
+    --------
+    KLIEPWeighter, ULSIFWeighter : kernel methods with out-of-sample ratios.
+
+    Notes
+    -----
+    The sum constraint is an equality (``epsilon = 0`` in [1]_) because the
+    weights are renormalised to mean 1 anyway. ``domain_auc_`` is the AUC of
+    the MMD witness function ``<phi(x), mu_target - mu_source>`` at the
+    training rows.
+
+    References
+    ----------
+    .. [1] J. Huang, A. Smola, A. Gretton, K. Borgwardt, B. Schölkopf,
+       "Correcting sample selection bias by unlabeled data", NIPS 2006.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.weighting import KMMWeighter
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (200, 1)), rng.normal(1, 1, (200, 1))]
+    >>> sample_domain = np.r_[np.ones(200), -np.ones(200)]
+    >>> weighter = KMMWeighter(n_components=50, random_state=0)
+    >>> w = weighter.fit(X, sample_domain=sample_domain).weights_[:200]
+    >>> bool(w[X[:200, 0] > 1].mean() > w[X[:200, 0] < 0].mean())
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseWeighter._parameter_constraints,
+        "gamma": [Interval(Real, 0, None, closed="neither"), None],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "weight_bound": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        gamma=None,
+        n_components=300,
+        weight_bound=1000.0,
+        max_iter=1000,
+        tol=1e-6,
+        max_weight=None,
+        max_weight_quantile=None,
+        random_state=None,
+    ):
+        self.gamma = gamma
+        self.n_components = n_components
+        self.weight_bound = weight_bound
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_weight = max_weight
+        self.max_weight_quantile = max_weight_quantile
+        self.random_state = random_state
+
+    def _fit_ratio(self, X_source, X_target, rng):
+        X = np.vstack([X_source, X_target])
+        self.gamma_ = (
+            self.gamma if self.gamma is not None else _median_gamma(X, rng)
+        )
+        self.nystroem_ = Nystroem(
+            gamma=self.gamma_,
+            n_components=min(self.n_components, len(X)),
+            random_state=rng.randint(2**31 - 1),
+        ).fit(X)
+        phi_s = self.nystroem_.transform(X_source)
+        phi_t = self.nystroem_.transform(X_target)
+        self._target_mean = phi_t.mean(axis=0)
+        beta, self.n_iter_ = self._match(phi_s)
+        witness = self._target_mean - phi_s.mean(axis=0)
+        return beta, phi_s @ witness, phi_t @ witness
+
+    def _match(self, phi_s):
+        """FISTA on 1/2 ||phi_s^T beta / n - mu_t||^2 over the capped simplex."""
+        n = len(phi_s)
+        bound = max(self.weight_bound, 1.0)
+        lipschitz = np.linalg.norm(phi_s, 2) ** 2 / n**2
+        step = 1.0 / max(lipschitz, 1e-300)
+        beta = np.ones(n)
+        momentum, t = beta.copy(), 1.0
+        n_iter = self.max_iter
+        for iteration in range(self.max_iter):
+            grad = phi_s @ (phi_s.T @ momentum / n - self._target_mean) / n
+            new = _project_capped_simplex(momentum - step * grad, n, bound)
+            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+            momentum = new + (t - 1) / t_next * (new - beta)
+            change = np.max(np.abs(new - beta))
+            beta, t = new, t_next
+            if change < self.tol:
+                n_iter = iteration + 1
+                break
+        return beta, n_iter
+
+    def _ratio(self, X):
+        beta, _ = self._match(self.nystroem_.transform(X))
+        return beta
+
+
+def _project_capped_simplex(v, total, bound):
+    """Euclidean projection of ``v`` onto ``{0 <= b <= bound, sum b = total}``."""
+    # sum(clip(v - tau, 0, bound)) decreases in tau: bisect for the shift.
+    lo, hi = v.min() - bound, v.max()
+    for _ in range(60):
+        tau = (lo + hi) / 2
+        if np.clip(v - tau, 0, bound).sum() > total:
+            lo = tau
+        else:
+            hi = tau
+    return np.clip(v - (lo + hi) / 2, 0, bound)
+
+
+_METHODS = {
+    "discriminative": DiscriminativeWeighter,
+    "kmm": KMMWeighter,
+    "kliep": KLIEPWeighter,
+    "ulsif": ULSIFWeighter,
+}
+
+
+def estimate_importance_weights(X_source, X_target, method="discriminative", **params):
+    """Importance weights ``p_target(x) / p_source(x)`` of the source rows.
+
+    One-line interface to the weighters: stacks the two samples, fits the
+    weighter named by ``method`` and returns its training weights for the
+    source rows (cross-fitted for ``"discriminative"``).
+
+    Parameters
+    ----------
+    X_source : array-like of shape (n_source, n_features)
+        Source (labelled) rows to weight.
+
+    X_target : array-like of shape (n_target, n_features)
+        Target rows, whose distribution the weighted source should match.
+
+    method : {"discriminative", "kmm", "kliep", "ulsif"}, default="discriminative"
+        :class:`DiscriminativeWeighter`, :class:`KMMWeighter`,
+        :class:`KLIEPWeighter` or :class:`ULSIFWeighter`.
+
+    **params : dict
+        Parameters of the chosen weighter (e.g. ``random_state=0``,
+        ``max_weight_quantile=0.99``).
+
+    Returns
+    -------
+    weights : ndarray of shape (n_source,)
+        Non-negative weights with mean 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.weighting import estimate_importance_weights
+    >>> rng = np.random.RandomState(0)
+    >>> X_source = rng.normal(0, 1, (300, 2))
+    >>> X_target = rng.normal(0.5, 1, (300, 2))
+    >>> w = estimate_importance_weights(X_source, X_target, random_state=0)
+    >>> w.shape, round(float(w.mean()), 6)
+    ((300,), 1.0)
+    """
+    if method not in _METHODS:
+        raise ValueError(
+            f"Unknown method {method!r} for estimate_importance_weights; choose "
+            f"one of {sorted(_METHODS)}."
+        )
+    weighter = _METHODS[method](**params)
+    X_source, X_target = np.asarray(X_source), np.asarray(X_target)
+    if X_source.ndim != 2 or X_target.ndim != 2 or X_source.shape[1] != X_target.shape[1]:
+        raise ValueError(
+            "X_source and X_target must be 2-D with the same number of columns; got "
+            f"shapes {X_source.shape} and {X_target.shape}."
+        )
+    X = np.vstack([X_source, X_target])
+    sample_domain = np.r_[np.ones(len(X_source)), -np.ones(len(X_target))]
+    weighter.fit(X, sample_domain=sample_domain)
+    return weighter.weights_[: len(X_source)]
+
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+
+    return check
+
+
+class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
+    """Fit a weighter on source + target rows, then the estimator on the source."""
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "weighter": [HasMethods(["fit", "compute_weights"]), None],
+    }
+    # sample_domain is requested by default, so routing-enabled CV tools pass
+    # it without a set_fit_request call.
+    __metadata_request__fit = {"sample_domain": True}
+
+    def __init__(self, estimator, *, weighter=None):
+        self.estimator = estimator
+        self.weighter = weighter
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, sample_domain=None):
+        """Fit the weighter on all rows, then the estimator on the source rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source and target rows together.
+
+        y : array-like of shape (n_samples,)
+            Targets. Values on target rows are ignored (mask them, e.g. -1 for
+            classification or NaN for regression).
+
+        sample_domain : array-like of shape (n_samples,)
+            Positive for source rows, negative for target rows. Required.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        if not has_fit_parameter(self.estimator, "sample_weight"):
+            # Never resample instead: a resampled fit is a different estimator
+            # with extra variance (ADAPT does this silently).
+            raise TypeError(
+                f"{type(self).__name__} needs an estimator whose fit takes "
+                f"`sample_weight`; {type(self.estimator).__name__}.fit does not. "
+                "Choose an estimator that accepts sample_weight (for a Pipeline, "
+                "put this meta-estimator as the pipeline's last step instead)."
+            )
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y has {y.shape[0]} rows but X has {X.shape[0]}; they must match."
+            )
+        is_source = _check_sample_domain(sample_domain, X.shape[0])
+        _check_both_domains(is_source)
+        y_source = y[is_source]
+        if is_classifier(self):
+            check_classification_targets(y_source)
+        else:
+            _assert_all_finite(y_source, input_name="y")
+        weighter = self.weighter if self.weighter is not None else DiscriminativeWeighter()
+        self.weighter_ = clone(weighter).fit(X, sample_domain=sample_domain)
+        self.sample_weight_ = self.weighter_.weights_[is_source]
+        self.estimator_ = clone(self.estimator).fit(
+            X[is_source], y_source, sample_weight=self.sample_weight_
+        )
+        return self
+
+    def compute_weights(self, X, *, sample_domain=None):
+        """Importance weights of ``X`` from the fitted weighter.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to weight.
+
+        sample_domain : array-like of shape (n_samples,), default=None
+            See the weighter's ``compute_weights``.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Non-negative importance weights.
+        """
+        check_is_fitted(self)
+        return self.weighter_.compute_weights(X, sample_domain=sample_domain)
+
+    def _checked(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def predict(self, X):
+        """Predict with the estimator trained on the weighted source rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions.
+        """
+        return self.estimator_.predict(self._checked(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+_IW_DOC = """Train {what} on source rows weighted toward the target domain.
+
+    ``fit(X, y, sample_domain=...)`` takes source and target rows together. It
+    fits ``weighter`` on all rows, then ``estimator`` on the source rows with
+    the weighter's importance weights as ``sample_weight``; target labels are
+    ignored. Use it as the last step of a pipeline after a feature extractor,
+    so that source and target rows get the same features. It raises rather
+    than resample when ``estimator.fit`` has no ``sample_weight``.
+
+    Read more in the :ref:`User Guide <domain_shift>`.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        {what_cap} whose ``fit`` accepts ``sample_weight``.
+
+    weighter : weighter or None, default=None
+        One of :class:`DiscriminativeWeighter`, :class:`KMMWeighter`,
+        :class:`KLIEPWeighter`, :class:`ULSIFWeighter` (or any object with
+        ``fit(X, sample_domain=...)``, ``weights_`` and ``compute_weights``).
+        ``None`` uses ``DiscriminativeWeighter()``.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator.
+
+    weighter_ : weighter
+        The fitted weighter; its diagnostics (``effective_sample_size_``,
+        ``domain_auc_``, ...) describe the shift.
+
+    sample_weight_ : ndarray of shape (n_source,)
+        Weights the estimator was trained with.
+{extra_attributes}
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    Notes
+    -----
+    ``sample_domain`` is requested for ``fit`` by default, so with metadata
+    routing enabled ``cross_val_score(..., params={{"sample_domain": d}})``
+    and ``GridSearchCV.fit(X, y, sample_domain=d)`` pass it on; with routing
+    off these tools pass fit parameters through as well (inside a
+    :class:`~sklearn.pipeline.Pipeline`, name the step:
+    ``step__sample_domain``). For target-aware model selection see
+    :class:`~sktransfer.model_selection.SourceValidationKFold` and
+    :class:`~sktransfer.model_selection.ImportanceWeightedScorer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import {example_estimator}
+    >>> from sktransfer.weighting import {name}
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 1, (100, 2))]
+    >>> y = np.r_[{example_y}, -np.ones(100)]
+    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = {name}({example_estimator}(), weighter=None)
+    >>> model.fit(X, y, sample_domain=sample_domain).predict(X[:2]).shape
+    (2,)
+    >>> model.sample_weight_.shape
+    (100,)
+    """
+
+
+class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
+    __doc__ = _IW_DOC.format(
+        what="a classifier",
+        what_cap="Classifier",
+        name="ImportanceWeightedClassifier",
+        example_estimator="LogisticRegression",
+        example_y="(X[:100, 0] > 0).astype(int)",
+        extra_attributes="""
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, from the source rows.
+""",
+    )
+
+    @property
+    def classes_(self):
+        """Class labels of the fitted estimator."""
+        return self.estimator_.classes_
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from the weighted estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
+        """
+        return self.estimator_.predict_proba(self._checked(X))
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Class log-probabilities from the weighted estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities, columns in the order of ``classes_``.
+        """
+        return self.estimator_.predict_log_proba(self._checked(X))
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the weighted estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Decision scores.
+        """
+        return self.estimator_.decision_function(self._checked(X))
+
+
+class ImportanceWeightedRegressor(RegressorMixin, _BaseImportanceWeighted):
+    __doc__ = _IW_DOC.format(
+        what="a regressor",
+        what_cap="Regressor",
+        name="ImportanceWeightedRegressor",
+        example_estimator="Ridge",
+        example_y="X[:100, 0]",
+        extra_attributes="",
+    )
