@@ -141,7 +141,7 @@ class ImageSequence(Sequence):
         if isinstance(index, slice):
             return ImageSequence(self._items[index], self.kind)
         index = np.asarray(index)
-        if self.kind == "array":
+        if isinstance(self._items, np.ndarray):
             return ImageSequence(self._items[index], self.kind)
         return ImageSequence([self._items[i] for i in index], self.kind)
 
