@@ -227,7 +227,9 @@ class _BaseWeighter(BaseEstimator):
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         is_source = _check_sample_domain(sample_domain, X.shape[0])
-        self.n_source_, self.n_target_ = _check_both_domains(is_source, self._min_rows())
+        self.n_source_, self.n_target_ = _check_both_domains(
+            is_source, self._min_rows()
+        )
         rng = check_random_state(self.random_state)
         X = X.astype(np.float64, copy=False)
         raw, score_s, score_t = self._fit_ratio(X[is_source], X[~is_source], rng)
@@ -288,8 +290,11 @@ class _BaseWeighter(BaseEstimator):
             warnings.warn(
                 f"{name}: source and target barely overlap (domain AUC "
                 f"{self.domain_auc_:.3f}"
-                + ("; the estimated ratio is 0 at every source row, weights set to 1"
-                   if overlap_lost else "")
+                + (
+                    "; the estimated ratio is 0 at every source row, weights set to 1"
+                    if overlap_lost
+                    else ""
+                )
                 + "). Target regions without source rows cannot be reached by "
                 "reweighting; importance weighting cannot correct this shift.",
                 DomainOverlapWarning,
@@ -871,10 +876,16 @@ class KMMWeighter(_BaseWeighter):
     n_components : int, default=300
         Nyström landmarks, drawn from source and target rows.
 
+    regularization : float >= 0, default=1.0
+        Ridge term ``regularization * ||beta||^2 / n_source^2`` added to the
+        matching objective (equivalently ``K + regularization * I``). Exact
+        matching (``0``) overfits: it drives many weights to 0 and loses the
+        shape of the ratio; the ridge keeps weights smooth.
+
     weight_bound : float > 0, default=1000.0
         Upper bound ``B`` on each weight inside the matching problem.
 
-    max_iter : int, default=1000
+    max_iter : int, default=2000
         Maximum projected-gradient iterations.
 
     tol : float, default=1e-6
@@ -931,6 +942,7 @@ class KMMWeighter(_BaseWeighter):
         **_BaseWeighter._parameter_constraints,
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
         "n_components": [Interval(Integral, 1, None, closed="left")],
+        "regularization": [Interval(Real, 0, None, closed="left")],
         "weight_bound": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -941,8 +953,9 @@ class KMMWeighter(_BaseWeighter):
         *,
         gamma=None,
         n_components=300,
+        regularization=1.0,
         weight_bound=1000.0,
-        max_iter=1000,
+        max_iter=2000,
         tol=1e-6,
         max_weight=None,
         max_weight_quantile=None,
@@ -950,6 +963,7 @@ class KMMWeighter(_BaseWeighter):
     ):
         self.gamma = gamma
         self.n_components = n_components
+        self.regularization = regularization
         self.weight_bound = weight_bound
         self.max_iter = max_iter
         self.tol = tol
@@ -959,9 +973,7 @@ class KMMWeighter(_BaseWeighter):
 
     def _fit_ratio(self, X_source, X_target, rng):
         X = np.vstack([X_source, X_target])
-        self.gamma_ = (
-            self.gamma if self.gamma is not None else _median_gamma(X, rng)
-        )
+        self.gamma_ = self.gamma if self.gamma is not None else _median_gamma(X, rng)
         self.nystroem_ = Nystroem(
             gamma=self.gamma_,
             n_components=min(self.n_components, len(X)),
@@ -978,13 +990,15 @@ class KMMWeighter(_BaseWeighter):
         """FISTA on 1/2 ||phi_s^T beta / n - mu_t||^2 over the capped simplex."""
         n = len(phi_s)
         bound = max(self.weight_bound, 1.0)
-        lipschitz = np.linalg.norm(phi_s, 2) ** 2 / n**2
+        reg = self.regularization
+        lipschitz = (np.linalg.norm(phi_s, 2) ** 2 + reg) / n**2
         step = 1.0 / max(lipschitz, 1e-300)
         beta = np.ones(n)
         momentum, t = beta.copy(), 1.0
         n_iter = self.max_iter
         for iteration in range(self.max_iter):
             grad = phi_s @ (phi_s.T @ momentum / n - self._target_mean) / n
+            grad += reg * momentum / n**2
             new = _project_capped_simplex(momentum - step * grad, n, bound)
             t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
             momentum = new + (t - 1) / t_next * (new - beta)
@@ -1067,7 +1081,11 @@ def estimate_importance_weights(X_source, X_target, method="discriminative", **p
         )
     weighter = _METHODS[method](**params)
     X_source, X_target = np.asarray(X_source), np.asarray(X_target)
-    if X_source.ndim != 2 or X_target.ndim != 2 or X_source.shape[1] != X_target.shape[1]:
+    if (
+        X_source.ndim != 2
+        or X_target.ndim != 2
+        or X_source.shape[1] != X_target.shape[1]
+    ):
         raise ValueError(
             "X_source and X_target must be 2-D with the same number of columns; got "
             f"shapes {X_source.shape} and {X_target.shape}."
@@ -1145,7 +1163,9 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
             check_classification_targets(y_source)
         else:
             _assert_all_finite(y_source, input_name="y")
-        weighter = self.weighter if self.weighter is not None else DiscriminativeWeighter()
+        weighter = (
+            self.weighter if self.weighter is not None else DiscriminativeWeighter()
+        )
         self.weighter_ = clone(weighter).fit(X, sample_domain=sample_domain)
         self.sample_weight_ = self.weighter_.weights_[is_source]
         self.estimator_ = clone(self.estimator).fit(
@@ -1262,18 +1282,28 @@ _IW_DOC = """Train {what} on source rows weighted toward the target domain.
     """
 
 
-class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
-    __doc__ = _IW_DOC.format(
-        what="a classifier",
-        what_cap="Classifier",
-        name="ImportanceWeightedClassifier",
-        example_estimator="LogisticRegression",
-        example_y="(X[:100, 0] > 0).astype(int)",
-        extra_attributes="""
+def _iw_doc(**fields):
+    # The classifier and regressor share one docstring text.
+    def decorate(cls):
+        cls.__doc__ = _IW_DOC.format(**fields)
+        return cls
+
+    return decorate
+
+
+@_iw_doc(
+    what="a classifier",
+    what_cap="Classifier",
+    name="ImportanceWeightedClassifier",
+    example_estimator="LogisticRegression",
+    example_y="(X[:100, 0] > 0).astype(int)",
+    extra_attributes="""
     classes_ : ndarray of shape (n_classes,)
         Class labels, from the source rows.
 """,
-    )
+)
+class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
+    """Train a classifier on source rows weighted toward the target domain."""
 
     @property
     def classes_(self):
@@ -1329,12 +1359,13 @@ class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
         return self.estimator_.decision_function(self._checked(X))
 
 
+@_iw_doc(
+    what="a regressor",
+    what_cap="Regressor",
+    name="ImportanceWeightedRegressor",
+    example_estimator="Ridge",
+    example_y="X[:100, 0]",
+    extra_attributes="",
+)
 class ImportanceWeightedRegressor(RegressorMixin, _BaseImportanceWeighted):
-    __doc__ = _IW_DOC.format(
-        what="a regressor",
-        what_cap="Regressor",
-        name="ImportanceWeightedRegressor",
-        example_estimator="Ridge",
-        example_y="X[:100, 0]",
-        extra_attributes="",
-    )
+    """Train a regressor on source rows weighted toward the target domain."""
