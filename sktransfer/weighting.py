@@ -157,7 +157,8 @@ def _check_both_domains(is_source, min_rows=1):
         raise ValueError(
             f"Importance weighting needs at least {min_rows} source sample(s) "
             f"(sample_domain > 0) and {min_rows} target sample(s) "
-            f"(sample_domain < 0); got n_source={n_source}, n_target={n_target}."
+            f"(sample_domain < 0); got {n_source} sample(s) marked source and "
+            f"{n_target} marked target."
         )
     return n_source, n_target
 
@@ -1209,7 +1210,8 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predictions.
         """
-        return self.estimator_.predict(self._checked(X))
+        X = self._checked(X)
+        return self.estimator_.predict(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1324,7 +1326,8 @@ class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities, columns in the order of ``classes_``.
         """
-        return self.estimator_.predict_proba(self._checked(X))
+        X = self._checked(X)
+        return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
@@ -1340,7 +1343,8 @@ class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probabilities, columns in the order of ``classes_``.
         """
-        return self.estimator_.predict_log_proba(self._checked(X))
+        X = self._checked(X)
+        return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X):
@@ -1356,7 +1360,8 @@ class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Decision scores.
         """
-        return self.estimator_.decision_function(self._checked(X))
+        X = self._checked(X)
+        return self.estimator_.decision_function(X)
 
 
 @_iw_doc(

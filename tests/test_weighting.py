@@ -1,0 +1,499 @@
+"""Tests of sktransfer.weighting, checked against analytic density ratios."""
+
+import pickle
+import re
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sklearn
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sktransfer.exceptions import DomainOverlapWarning, LowEffectiveSampleSizeWarning
+from sktransfer.weighting import (
+    DiscriminativeWeighter,
+    ImportanceWeightedClassifier,
+    ImportanceWeightedRegressor,
+    KLIEPWeighter,
+    KMMWeighter,
+    ULSIFWeighter,
+    estimate_importance_weights,
+)
+
+# Small, fast settings; each still learns a real ratio.
+FAST = {
+    "discriminative": lambda: DiscriminativeWeighter(random_state=0),
+    "kliep": lambda: KLIEPWeighter(n_centers=100, cv=3, random_state=0),
+    "ulsif": lambda: ULSIFWeighter(n_centers=100, random_state=0),
+    "kmm": lambda: KMMWeighter(random_state=0),
+}
+ALL = list(FAST)
+
+
+def gaussian_shift(n_source, n_target, shift, seed=0):
+    """Source N(0, I), target N(mu, I): true ratio exp(x.mu - |mu|^2 / 2)."""
+    rng = np.random.RandomState(seed)
+    X_source = rng.normal(size=(n_source, len(shift)))
+    X_target = rng.normal(size=(n_target, len(shift))) + shift
+    X = np.r_[X_source, X_target]
+    domain = np.r_[np.ones(n_source), -np.ones(n_target)]
+    true = np.exp(X_source @ shift - shift @ shift / 2)
+    return X, domain, true
+
+
+def fit_quiet(weighter, X, domain):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return weighter.fit(X, sample_domain=domain)
+
+
+# --- known truth -----------------------------------------------------------
+
+
+# Rank correlation with the analytic ratio. An inverted estimator (skada's
+# DiscriminatorReweight) scores -1 here. KMM matches kernel means rather than
+# estimating the ratio, so its bar is lower (see the user guide).
+@pytest.mark.parametrize(
+    "method, shift, min_rho",
+    [
+        ("discriminative", [1.0], 0.98),
+        ("kliep", [1.0], 0.95),
+        ("ulsif", [1.0], 0.95),
+        ("kmm", [1.0], 0.9),
+        ("discriminative", [1.0, 0.5, 0, 0, 0], 0.95),
+        ("kliep", [1.0, 0.5, 0, 0, 0], 0.75),
+        ("ulsif", [1.0, 0.5, 0, 0, 0], 0.75),
+        ("kmm", [1.0, 0.5, 0, 0, 0], 0.6),
+    ],
+)
+def test_recovers_analytic_ratio(method, shift, min_rho):
+    X, domain, true = gaussian_shift(400, 400, np.array(shift))
+    weighter = fit_quiet(FAST[method](), X, domain)
+    weights = weighter.weights_[domain > 0]
+    rho = spearmanr(weights, true)[0]
+    assert rho >= min_rho, f"{method}: Spearman {rho:.3f} < {min_rho}"
+    # Shape, not only order: the normalised error stays well below that of
+    # uniform weights (which ignore the shift).
+    true_normalised = true / true.mean()
+    error = np.mean(np.abs(weights - true_normalised))
+    uniform_error = np.mean(np.abs(1 - true_normalised))
+    assert error < 0.8 * uniform_error
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_weights_normalised_nonnegative(method):
+    X, domain, _ = gaussian_shift(150, 100, np.array([0.7, 0.0]))
+    weighter = fit_quiet(FAST[method](), X, domain)
+    assert weighter.weights_.shape == (250,)
+    assert np.all(weighter.weights_ >= 0)
+    np.testing.assert_allclose(weighter.weights_[domain > 0].mean(), 1.0)
+    np.testing.assert_array_equal(weighter.weights_[domain < 0], 0.0)
+    # compute_weights with domains: targets 0, sources mean exactly 1.
+    weights = weighter.compute_weights(X, sample_domain=domain)
+    np.testing.assert_array_equal(weights[domain < 0], 0.0)
+    np.testing.assert_allclose(weights[domain > 0].mean(), 1.0)
+    assert (
+        weighter.compute_weights(X[domain < 0][:5], sample_domain=-np.ones(5)).sum()
+        == 0
+    )
+
+
+@pytest.mark.parametrize("method", ["kliep", "ulsif", "kmm"])
+def test_compute_weights_matches_training_weights(method):
+    # KLIEP/uLSIF: a ratio function; KMM: the same matching problem re-solved.
+    X, domain, _ = gaussian_shift(150, 100, np.array([0.7, 0.0]))
+    weighter = fit_quiet(FAST[method](), X, domain)
+    np.testing.assert_allclose(
+        weighter.compute_weights(X[domain > 0]),
+        weighter.weights_[domain > 0],
+        rtol=1e-6,
+    )
+
+
+def test_discriminative_out_of_sample_is_pointwise_and_monotone():
+    X, domain, _ = gaussian_shift(300, 300, np.array([1.0]))
+    weighter = fit_quiet(DiscriminativeWeighter(random_state=0), X, domain)
+    grid = np.linspace(-2, 2, 9)[:, None]
+    weights = weighter.compute_weights(grid)
+    assert np.all(np.diff(weights) > 0)
+    # A row's weight does not depend on the other rows asked about.
+    np.testing.assert_allclose(weighter.compute_weights(grid[3:4]), weights[3:4])
+
+
+def test_discriminative_prior_correction_gives_calibrated_ratio():
+    # 4 times more target than source rows: without the n_source/n_target
+    # correction the raw ratio would be 4 times too large.
+    X, domain, _ = gaussian_shift(400, 1600, np.array([1.0]))
+    weighter = fit_quiet(DiscriminativeWeighter(random_state=0), X, domain)
+    points = np.array([[-1.0], [0.0], [0.5], [1.0]])
+    true = np.exp(points[:, 0] - 0.5)
+    np.testing.assert_allclose(weighter._ratio(points), true, rtol=0.25)
+
+
+class _SpyClassifier(LogisticRegression):
+    """Records the rows it was fitted on and the rows it was asked about."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.seen_ = {tuple(row) for row in X}
+        self.asked_ = []
+        return super().fit(X, y, sample_weight=sample_weight)
+
+    def predict_proba(self, X):
+        self.asked_.extend(tuple(row) for row in X)
+        return super().predict_proba(X)
+
+
+def test_discriminative_is_cross_fitted():
+    X, domain, _ = gaussian_shift(100, 100, np.array([1.0, 0.0]))
+    weighter = fit_quiet(
+        DiscriminativeWeighter(estimator=_SpyClassifier(), cv=4, random_state=0),
+        X,
+        domain,
+    )
+    assert len(weighter.estimators_) == 4
+    asked = set()
+    for model in weighter.estimators_:
+        assert model.asked_, "every fold model weights some rows"
+        assert not set(model.asked_) & model.seen_, (
+            "a row weighted by a model that saw it"
+        )
+        asked |= set(model.asked_)
+    assert asked == {tuple(row) for row in X}
+
+
+def test_discriminative_flexible_estimator_and_calibration():
+    # Variance shift: the log-ratio is quadratic, which a linear classifier
+    # cannot follow; polynomial features can, with or without calibration.
+    rng = np.random.RandomState(0)
+    X_source = rng.normal(0, 1, (400, 1))
+    X_target = rng.normal(0, 0.5, (400, 1))
+    X = np.r_[X_source, X_target]
+    domain = np.r_[np.ones(400), -np.ones(400)]
+    true = np.exp(-1.5 * X_source[:, 0] ** 2)
+    for calibration in (None, "sigmoid", "isotonic"):
+        weighter = DiscriminativeWeighter(
+            estimator=make_pipeline(PolynomialFeatures(2), LogisticRegression()),
+            calibration=calibration,
+            random_state=0,
+        )
+        weights = fit_quiet(weighter, X, domain).weights_[:400]
+        assert spearmanr(weights, true)[0] > 0.9, calibration
+
+
+# --- clipping and diagnostics ----------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["discriminative", "ulsif"])
+def test_max_weight_caps_final_weights(method):
+    X, domain, _ = gaussian_shift(300, 300, np.array([2.0]))
+    unclipped = fit_quiet(FAST[method](), X, domain)
+    assert unclipped.weight_summary_["max"] > 3
+    clipped = fit_quiet(FAST[method]().set_params(max_weight=3.0), X, domain)
+    source = clipped.weights_[domain > 0]
+    assert source.max() <= 3.0 + 1e-6
+    np.testing.assert_allclose(source.mean(), 1.0)
+    assert clipped.weight_summary_["n_clipped"] > 0
+    assert clipped.effective_sample_size_ > unclipped.effective_sample_size_
+    # Out-of-sample weights obey the same cap.
+    assert clipped.compute_weights(np.array([[10.0]]))[0] <= 3.0 + 1e-6
+
+
+def test_max_weight_quantile():
+    X, domain, _ = gaussian_shift(300, 300, np.array([2.0]))
+    weighter = fit_quiet(
+        DiscriminativeWeighter(max_weight_quantile=0.9, random_state=0), X, domain
+    )
+    source = weighter.weights_[domain > 0]
+    # The top 10% share one value: the cap (after renormalisation).
+    assert np.sum(np.isclose(source, source.max())) >= 0.09 * source.size
+    np.testing.assert_allclose(source.mean(), 1.0)
+
+
+def test_effective_sample_size_and_summary():
+    X, domain, _ = gaussian_shift(200, 200, np.array([1.0]))
+    weighter = fit_quiet(DiscriminativeWeighter(random_state=0), X, domain)
+    w = weighter.weights_[domain > 0]
+    assert weighter.effective_sample_size_ == pytest.approx(w.sum() ** 2 / (w**2).sum())
+    assert weighter.effective_sample_size_ratio_ == pytest.approx(
+        weighter.effective_sample_size_ / 200
+    )
+    assert weighter.weight_summary_["max"] == pytest.approx(w.max())
+    assert 0.6 < weighter.domain_auc_ < 0.85  # d' = 1 gives AUC = Phi(1/sqrt 2) = 0.76
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_no_shift_is_quiet_and_auc_near_half(method):
+    X, domain, _ = gaussian_shift(200, 200, np.array([0.0, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        weighter = FAST[method]().fit(X, sample_domain=domain)
+    assert abs(weighter.domain_auc_ - 0.5) < 0.1
+    assert weighter.effective_sample_size_ratio_ > 0.5
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_disjoint_supports_warn(method):
+    # Negative control: no source row lies where the target lives.
+    X, domain, _ = gaussian_shift(150, 150, np.array([12.0, 0.0]))
+    with pytest.warns(DomainOverlapWarning, match="barely overlap"):
+        weighter = FAST[method]().fit(X, sample_domain=domain)
+    assert weighter.domain_auc_ >= 0.99
+
+
+def test_low_effective_sample_size_warns():
+    X, domain, _ = gaussian_shift(300, 300, np.array([3.0]))
+    with pytest.warns(LowEffectiveSampleSizeWarning, match="effective sample size"):
+        DiscriminativeWeighter(random_state=0).fit(X, sample_domain=domain)
+
+
+# --- API, randomness, persistence -------------------------------------------
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_random_state_reproducible_and_global_seed_untouched(method):
+    X, domain, _ = gaussian_shift(120, 120, np.array([0.8, 0.0]))
+    # The global (legacy) seed is what ADAPT overwrites; it must stay put.
+    state = np.random.get_state()[1].copy()  # noqa: NPY002
+    first = fit_quiet(FAST[method](), X, domain).weights_
+    second = fit_quiet(FAST[method](), X, domain).weights_
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_joblib_round_trip(method, tmp_path):
+    X, domain, _ = gaussian_shift(120, 120, np.array([0.8, 0.0]))
+    weighter = fit_quiet(FAST[method](), X, domain)
+    path = tmp_path / "weighter.joblib"
+    joblib.dump(weighter, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(
+        loaded.compute_weights(X), weighter.compute_weights(X)
+    )
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_estimate_importance_weights(method):
+    X, domain, true = gaussian_shift(200, 200, np.array([1.0]))
+    weights = estimate_importance_weights(
+        X[domain > 0], X[domain < 0], method=method, **FAST[method]().get_params()
+    )
+    assert weights.shape == (200,)
+    assert spearmanr(weights, true)[0] > 0.8
+
+
+# --- errors ----------------------------------------------------------------
+
+X_SMALL, DOMAIN_SMALL, _ = gaussian_shift(20, 20, np.array([1.0]))
+
+
+@pytest.mark.parametrize(
+    "sample_domain, error, match",
+    [
+        (None, ValueError, "`sample_domain` is required"),
+        (np.ones(5), ValueError, r"must have shape \(40,\)"),
+        (np.r_[np.zeros(20), -np.ones(20)], ValueError, "got 0 or a non-finite"),
+        (np.array(["s"] * 20 + ["t"] * 20), TypeError, "must hold numbers"),
+        (np.ones(40), ValueError, r"40 sample\(s\) marked source and 0 marked target"),
+    ],
+)
+def test_bad_sample_domain(sample_domain, error, match):
+    with pytest.raises(error, match=match):
+        DiscriminativeWeighter().fit(X_SMALL, sample_domain=sample_domain)
+
+
+def test_too_few_rows_for_cv():
+    domain = np.r_[np.ones(37), -np.ones(3)]
+    with pytest.raises(ValueError, match="at least 5 source.*and 3 marked target"):
+        DiscriminativeWeighter(cv=5).fit(X_SMALL, sample_domain=domain)
+
+
+def test_invalid_parameter():
+    with pytest.raises(InvalidParameterError, match="max_weight"):
+        DiscriminativeWeighter(max_weight=0.5).fit(X_SMALL, sample_domain=DOMAIN_SMALL)
+
+
+def test_compute_weights_before_fit():
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        KLIEPWeighter().compute_weights(X_SMALL)
+
+
+def test_estimate_importance_weights_errors():
+    with pytest.raises(ValueError, match=re.escape("Unknown method 'kde'")):
+        estimate_importance_weights(X_SMALL, X_SMALL, method="kde")
+    with pytest.raises(ValueError, match="same number of columns"):
+        estimate_importance_weights(X_SMALL, np.ones((5, 3)))
+
+
+# --- ImportanceWeightedClassifier / Regressor -------------------------------
+
+
+def shifted_classification(seed=0, n=300):
+    rng = np.random.RandomState(seed)
+    X_source = rng.normal(0, 1, (n, 2))
+    X_target = rng.normal(0, 1, (n, 2)) + [1.5, 0]
+    X = np.r_[X_source, X_target]
+    y = (X[:, 0] + 0.3 * X[:, 1] > 0.8).astype(int)
+    y[n:] = -1  # target labels masked, as in skada
+    return X, y, np.r_[np.ones(n), -np.ones(n)]
+
+
+def test_classifier_uses_source_rows_with_weights():
+    X, y, domain = shifted_classification()
+    weighter = DiscriminativeWeighter(random_state=0)
+    model = ImportanceWeightedClassifier(LogisticRegression(), weighter=weighter)
+    model.fit(X, y, sample_domain=domain)
+    np.testing.assert_array_equal(model.classes_, [0, 1])  # -1 never a class
+    expected_weights = clone(weighter).fit(X, sample_domain=domain).weights_[domain > 0]
+    np.testing.assert_allclose(model.sample_weight_, expected_weights)
+    reference = LogisticRegression().fit(
+        X[domain > 0], y[domain > 0], sample_weight=expected_weights
+    )
+    np.testing.assert_allclose(model.predict_proba(X), reference.predict_proba(X))
+    assert model.predict_log_proba(X).shape == (600, 2)
+    assert model.decision_function(X).shape == (600,)
+    np.testing.assert_allclose(
+        model.compute_weights(X[:5]),
+        weighter.fit(X, sample_domain=domain).compute_weights(X[:5]),
+    )
+
+
+def test_classifier_refuses_estimator_without_sample_weight():
+    X, y, domain = shifted_classification()
+    model = ImportanceWeightedClassifier(KNeighborsClassifier())
+    with pytest.raises(TypeError, match="KNeighborsClassifier.fit does not"):
+        model.fit(X, y, sample_domain=domain)
+
+
+def test_classifier_errors():
+    X, y, domain = shifted_classification()
+    model = ImportanceWeightedClassifier(LogisticRegression())
+    with pytest.raises(ValueError, match="y has 5 rows but X has 600"):
+        model.fit(X, y[:5], sample_domain=domain)
+    with pytest.raises(ValueError, match="`sample_domain` is required"):
+        model.fit(X, y)
+    with pytest.raises(ValueError, match="0 marked target"):
+        model.fit(X, y, sample_domain=np.ones(600))
+
+
+def test_regressor_ignores_masked_target_values():
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 1, (200, 1)), rng.normal(1, 1, (200, 1))]
+    y = np.r_[np.sin(X[:200, 0]), np.full(200, np.nan)]
+    domain = np.r_[np.ones(200), -np.ones(200)]
+    model = ImportanceWeightedRegressor(LinearRegression()).fit(
+        X, y, sample_domain=domain
+    )
+    assert np.isfinite(model.predict(X)).all()
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        model.fit(X, np.full(400, np.nan), sample_domain=domain)
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_meta_estimator_in_cv_tools_without_global_changes(routing):
+    X, y, domain = shifted_classification(n=120)
+    assert sklearn.get_config()["enable_metadata_routing"] is False
+    with sklearn.config_context(enable_metadata_routing=routing):
+        model = ImportanceWeightedClassifier(
+            LogisticRegression(), weighter=DiscriminativeWeighter(cv=3)
+        )
+        scores = cross_val_score(model, X, y, cv=3, params={"sample_domain": domain})
+        assert scores.shape == (3,)
+        search = GridSearchCV(model, {"estimator__C": [0.1, 1.0]}, cv=3)
+        search.fit(X, y, sample_domain=domain)
+        assert search.best_params_["estimator__C"] in (0.1, 1.0)
+        pipe = make_pipeline(StandardScaler(), model)
+        # A pipeline takes the step-prefixed name with routing off, the plain
+        # name (requested by default) with routing on.
+        key = (
+            "sample_domain"
+            if routing
+            else "importanceweightedclassifier__sample_domain"
+        )
+        pipe.fit(X, y, **{key: domain})
+        assert pipe.predict(X).shape == (240,)
+    assert sklearn.get_config()["enable_metadata_routing"] is False
+
+
+def test_meta_estimator_joblib_round_trip(tmp_path):
+    X, y, domain = shifted_classification(n=100)
+    model = ImportanceWeightedClassifier(
+        LogisticRegression(), weighter=KLIEPWeighter(n_centers=20, gamma=0.5)
+    ).fit(X, y, sample_domain=domain)
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.compute_weights(X), model.compute_weights(X))
+
+
+# --- scikit-learn's common checks -------------------------------------------
+
+
+class _NoShift:
+    """Check harness: without ``sample_domain`` every row is source AND target.
+
+    The estimators need target rows and raise without ``sample_domain``, which
+    would stop every common check at ``fit``. The harness feeds each row twice,
+    once per domain (a "no shift" problem), so the checks exercise the real
+    estimator: parameters, cloning, validation, dtypes, NaN handling,
+    pickling, idempotence and, for the meta-estimators, predictions.
+    """
+
+    def fit(self, X, y=None, sample_domain=None):
+        if sample_domain is None:
+            if sp.issparse(X):
+                n, X = X.shape[0], sp.vstack([X, X])
+            else:
+                X = X if hasattr(X, "iloc") else np.asarray(X)
+                n = X.shape[0]
+                X = _safe_indexing(X, np.r_[np.arange(n), np.arange(n)])
+            twice = np.r_[np.arange(n), np.arange(n)]
+            if y is not None and np.asarray(y).shape[0] == n:
+                y = _safe_indexing(np.asarray(y), twice)
+            # (a y of the wrong length goes through unchanged, so the
+            # estimator's own length check is what the checks see)
+            sample_domain = np.r_[np.ones(n), -np.ones(n)]
+        return super().fit(X, y, sample_domain=sample_domain)
+
+
+def _harness(cls):
+    # Registered at module level so that pickling finds the class.
+    name = f"NoShift{cls.__name__}"
+    globals()[name] = type(name, (_NoShift, cls), {"__module__": __name__})
+    return globals()[name]
+
+
+CHECKED = [
+    _harness(DiscriminativeWeighter)(cv=2, random_state=0),
+    _harness(KLIEPWeighter)(n_centers=10, cv=2, random_state=0),
+    _harness(ULSIFWeighter)(n_centers=10, cv=2, random_state=0),
+    _harness(KMMWeighter)(n_components=10, max_iter=50, random_state=0),
+    _harness(ImportanceWeightedClassifier)(
+        LogisticRegression(), weighter=DiscriminativeWeighter(cv=2, random_state=0)
+    ),
+    _harness(ImportanceWeightedRegressor)(
+        LinearRegression(), weighter=DiscriminativeWeighter(cv=2, random_state=0)
+    ),
+]
+
+
+def _expected_failed_checks(estimator):
+    return {}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@parametrize_with_checks(CHECKED, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
