@@ -299,7 +299,7 @@ class _BaseWeighter(BaseEstimator):
                 + "). Target regions without source rows cannot be reached by "
                 "reweighting; importance weighting cannot correct this shift.",
                 DomainOverlapWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         if self.effective_sample_size_ratio_ < ESS_WARNING_RATIO:
             warnings.warn(
@@ -310,7 +310,7 @@ class _BaseWeighter(BaseEstimator):
                 "variance. Consider clipping (max_weight / max_weight_quantile) "
                 "or features in which the domains overlap more.",
                 LowEffectiveSampleSizeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def compute_weights(self, X, *, sample_domain=None):
