@@ -10,6 +10,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -101,6 +102,28 @@ def _tap(trunk: nn.Module, layer: str | None, source: str) -> nn.Module:
         "Module names come from model.named_modules(); graph node names from "
         "torchvision.models.feature_extraction.get_graph_node_names(model)."
     )
+
+
+def _module_device(net: nn.Module) -> torch.device:
+    return next(net.parameters(), torch.empty(0)).device
+
+
+def _is_flat_table(X) -> bool:
+    """Whether X is a 1-D/2-D numeric array, table or sparse matrix.
+
+    Those are flattened images (or mistakes that sklearn's validation explains
+    best); lists and arrays of images, and arrays of paths, are not.
+    """
+    if issparse(X):
+        return True
+    if isinstance(X, (list, tuple, str)) or not hasattr(X, "__array__"):
+        return False
+    if hasattr(X, "columns"):  # a one-column DataFrame of paths is an image list
+        return not (X.shape[1] == 1 and getattr(X.dtypes.iloc[0], "kind", "O") in "OUS")
+    arr = np.asarray(X)
+    if arr.dtype.kind in "US" or (arr.ndim == 1 and arr.dtype == object):
+        return False
+    return arr.ndim <= 2
 
 
 def _pool(out, pooling: str) -> torch.Tensor:
@@ -311,13 +334,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input
     def _check_input(self, X, *, reset: bool):
-        """Validate X; flattened 2-D numeric input goes through sklearn's checks."""
-        is_2d = getattr(X, "ndim", None) == 2 or (
-            hasattr(X, "columns")
-            and not (X.shape[1] == 1 and X.dtypes.iloc[0] == object)
-        )
-        if is_2d and self.image_shape is not None:
-            X = validate_data(self, X, reset=reset, dtype=None, ensure_min_features=1)
+        """Validate X; flattened numeric input goes through sklearn's own checks."""
+        if self.image_shape is not None and _is_flat_table(X):
+            X = validate_data(self, X, reset=reset, dtype="numeric")
         elif reset:
             for attr in ("n_features_in_", "feature_names_in_"):
                 if hasattr(self, attr):
@@ -408,7 +427,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
 
     def _network(self, device: torch.device) -> nn.Module:
         net = self.backbone_
-        if next(net.parameters(), torch.empty(0)).device != device:
+        if _module_device(net) != device:
             net = self.backbone_ = net.to(device)
         if self.compile:
             compiled = getattr(self, "_compiled", None)
@@ -488,10 +507,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_compiled", None)  # compiled graphs do not pickle; rebuilt lazily
         net = state.get("backbone_")
-        if (
-            net is not None
-            and next(net.parameters(), torch.empty(0)).device.type != "cpu"
-        ):
+        if net is not None and _module_device(net).type != "cpu":
             # Files hold CPU tensors, so they load on machines without a GPU.
             state["backbone_"] = copy.deepcopy(net).cpu()
         return state

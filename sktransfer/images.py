@@ -269,7 +269,7 @@ def check_images(X, *, image_shape=None, input_name: str = "X") -> ImageSequence
     if isinstance(X, ImageSequence):
         return X
     if hasattr(X, "iloc") and hasattr(X, "columns"):  # DataFrame
-        if X.shape[1] == 1 and X.dtypes.iloc[0] == object:
+        if X.shape[1] == 1 and getattr(X.dtypes.iloc[0], "kind", "O") in "OUS":
             X = X.iloc[:, 0]
         else:
             X = X.to_numpy()
@@ -282,7 +282,7 @@ def check_images(X, *, image_shape=None, input_name: str = "X") -> ImageSequence
             f"{input_name} is a single image ({type(X).__name__}); pass a list of "
             "images, e.g. [image]."
         )
-    if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
+    if isinstance(X, np.ndarray) and X.dtype.kind in "OUS" and X.ndim == 1:
         X = X.tolist()
     if isinstance(X, (list, tuple)):
         if len(X) == 0:
@@ -406,8 +406,8 @@ def resize_crop(image, preprocessing: Preprocessing):
     size, crop = preprocessing.resize_size, preprocessing.image_size
     if isinstance(image, Image.Image):
         w, h = image.size
-        scale = size / min(w, h)
-        new = (max(size, round(w * scale)), max(size, round(h * scale)))
+        # The same output size as torchvision's resize (the long side truncated).
+        new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
         resample = _INTERPOLATION.get(
             preprocessing.interpolation, Image.Resampling.BILINEAR
         )
