@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ._torch_utils import PRECISIONS, autocast, resolve_batch_size, resolve_device
 from .backbones import TIMM_PREFIX, load_backbone
 from .cache import EmbeddingCache
-from .images import ImageDataset, check_images, normalize_batch
+from .images import ImageDataset, check_images, iter_batches, normalize_batch
 
 __all__ = ["PretrainedFeatureExtractor"]
 
@@ -156,6 +156,7 @@ def _pool(out, pooling: str) -> torch.Tensor:
 # cross_val_score do not rebuild (and re-hash) the same network for every fit.
 _BACKBONES: OrderedDict[tuple, object] = OrderedDict()
 _MAX_BACKBONES = 2
+_WIDTHS: dict[str, int] = {}  # output width by configuration digest
 
 
 def _cached_backbone(model, weights, random_state):
@@ -375,10 +376,6 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             net = copy.deepcopy(net).to(device)
         self.backbone_ = net
         self.backbone_name_ = backbone.name
-        size = self.preprocessing_.image_size
-        with torch.inference_mode():
-            probe = torch.zeros(1, 3, size, size, device=device)
-            self.n_features_out_ = int(_pool(net(probe), self.pooling).shape[1])
         self._digest = hashlib.sha256(
             repr(
                 (
@@ -392,7 +389,19 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
                 )
             ).encode()
         ).hexdigest()[:32]
+        self.n_features_out_ = self._output_width(backbone, net, device)
         return self
+
+    def _output_width(self, backbone, net: nn.Module, device: torch.device) -> int:
+        """The embedding width: from the registry, or one dry run per configuration."""
+        if self.layer is None and backbone.n_features is not None:
+            return backbone.n_features
+        if self._digest not in _WIDTHS:
+            size = self.preprocessing_.image_size
+            with torch.inference_mode():
+                probe = torch.zeros(1, 3, size, size, device=device)
+                _WIDTHS[self._digest] = int(_pool(net(probe), self.pooling).shape[1])
+        return _WIDTHS[self._digest]
 
     # -------------------------------------------------------------- transform
     def transform(self, X):
@@ -440,9 +449,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)
         net = self._network(device)
         batch_size = resolve_batch_size(self.batch_size, device)
-        loader = torch.utils.data.DataLoader(
+        batches = iter_batches(
             ImageDataset(images, self.preprocessing_),
-            batch_size=batch_size,
+            batch_size,
             num_workers=self.num_workers,
             pin_memory=device.type == "cuda",
         )
@@ -457,7 +466,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         )
         start = 0
         with torch.inference_mode(), bar:
-            for batch in loader:
+            for batch in batches:
                 n = batch.shape[0]
                 x = normalize_batch(
                     batch.to(device, non_blocking=True), self.preprocessing_
