@@ -52,7 +52,10 @@ for name, model in [
     is_raw = name == "raw pixels"
     train = X_train.reshape(len(X_train), -1) if is_raw else X_train
     test = X_test.reshape(len(X_test), -1) if is_raw else X_test
-    results[name] = (model.fit(train, y_train).score(test, y_test), time.perf_counter() - start)
+    results[name] = (
+        model.fit(train, y_train).score(test, y_test),
+        time.perf_counter() - start,
+    )
 
 print(f"{'features':<12} {'accuracy':>9} {'seconds':>8}")
 for name, (accuracy, seconds) in results.items():

@@ -54,7 +54,7 @@ def autocast(device: torch.device, precision: str):
 
 
 def resolve_batch_size(batch_size, device: torch.device) -> int:
-    """``"auto"`` means 8 on the CPU (larger batches are slower there) and 64 on GPUs."""
+    """Batch size: ``"auto"`` is 8 on the CPU (larger is slower there), 64 on GPUs."""
     if batch_size == "auto":
         return 8 if device.type == "cpu" else 64
     return int(batch_size)

@@ -139,7 +139,7 @@ class EmbeddingCache:
 
     def put(self, keys: list[str], rows: np.ndarray) -> None:
         """Store one embedding per key (atomically on disk)."""
-        for key, row in zip(keys, rows):
+        for key, row in zip(keys, rows, strict=True):
             row = np.array(row, dtype=np.float32, copy=True)
             _MEMORY.put((self.digest, key), row)
             if self.directory is not None:

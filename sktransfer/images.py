@@ -20,7 +20,6 @@ import hashlib
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -455,7 +454,7 @@ def iter_batches(dataset, batch_size: int, *, num_workers: int = 0, pin_memory=F
 
 
 def _prefetch(generator, depth: int):
-    """Run ``generator`` in a thread, ``depth`` items ahead; re-raise its errors here."""
+    """Run ``generator`` in a thread, ``depth`` items ahead; re-raise errors here."""
     import queue
     import threading
 

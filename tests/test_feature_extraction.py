@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 import torch
 from conftest import make_tiny_cnn
-from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline

@@ -38,7 +38,7 @@ def test_equivalent_inputs_give_equal_images(rgb_images, make):
     reference = check_images(rgb_images)
     images = check_images(make(rgb_images))
     assert len(images) == len(rgb_images)
-    for a, b in zip(_items(reference), _items(images)):
+    for a, b in zip(_items(reference), _items(images), strict=True):
         a = np.asarray(a, dtype=np.float32) / (
             255 if np.asarray(a).dtype == np.uint8 else 1
         )
