@@ -1,6 +1,7 @@
 """Transfer learning with pretrained CNNs as scikit-learn estimators."""
 
 from .backbones import list_backbones, load_backbone
+from .classifier import FineTunedClassifier
 from .feature_extraction import PretrainedFeatureExtractor
 from .model_selection import ImportanceWeightedScorer, SourceValidationKFold
 from .weighting import (
@@ -16,6 +17,7 @@ from .weighting import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "FineTunedClassifier",
     "DiscriminativeWeighter",
     "ImportanceWeightedClassifier",
     "ImportanceWeightedRegressor",
