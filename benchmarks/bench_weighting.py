@@ -32,7 +32,6 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from sktransfer.model_selection import SourceValidationKFold
 from sktransfer.weighting import (
@@ -63,12 +62,28 @@ def load_fashion(n_pool):
     return images[keep], labels[keep]
 
 
-def pca_features(images):
+def split_pool(n_pool, n_source, n_target, seed=0):
+    """Target, test and source-candidate rows of the pool (all unbiased draws).
+
+    Candidates are 3 x n_source random rows: enough to keep n_source of them
+    when the mean keep probability is 1/3 or more (0.5 here), and few enough
+    that only they need embedding.
+    """
+    order = np.random.RandomState(seed).permutation(n_pool)
+    target = order[:n_target]
+    test = order[n_target : 3 * n_target]
+    candidates = order[3 * n_target : 3 * n_target + 3 * n_source]
+    return target, test, candidates
+
+
+def pca_features(images, whiten=False):
+    # PCA components keep their variances (pixel units): the leading ones
+    # dominate distances. ``whiten`` rescales all 50 to unit variance.
     flat = images.reshape(len(images), -1) / 255.0
-    return PCA(50, random_state=0).fit_transform(flat)
+    return PCA(50, whiten=whiten, random_state=0).fit_transform(flat)
 
 
-def lite0_features(images):
+def lite0_features(images, cache_dir):
     from sktransfer import PretrainedFeatureExtractor
     from sktransfer.offline import efficientnet_lite_weights
 
@@ -77,29 +92,50 @@ def lite0_features(images):
         weights=str(efficientnet_lite_weights("lite0")),
         image_size=64,
         progress=False,
+        memory=str(cache_dir),
     )
     return extractor.fit(images).transform(images)
 
 
-def selection_bias(images, labels, features, strength, n_source, n_target, seed):
+def make_features(name, images, rows, cache_dir):
+    """Features of ``images[rows]`` (other rows stay zero: never used)."""
+    if name == "lite0":
+        features = np.zeros((len(images), 1280), np.float32)
+        features[rows] = lite0_features(images[rows], cache_dir)
+        return features
+    return pca_features(images, whiten=name == "pca-white")
+
+
+def selection_score(images, features, rows, selection):
+    """Standardised score z(x) that the keep probability s(x) is a function of.
+
+    Both choices depend only on the image, never on its label:
+    ``"pixels"``: first principal component of the raw pixels (fitted on the
+    whole pool); ``"features"``: first principal component of the features
+    the weighters see (fitted on the unbiased rows ``rows``), so that the
+    true log-ratio is a smooth function of their input.
+    """
+    if selection == "pixels":
+        flat = images.reshape(len(images), -1) / 255.0
+        z = PCA(1, random_state=0).fit_transform(flat)[:, 0]
+    else:
+        pca = PCA(1, random_state=0).fit(features[rows])
+        z = pca.transform(features)[:, 0]
+    return (z - z[rows].mean()) / z[rows].std()
+
+
+def selection_bias(labels, features, z, split, strength, n_source, seed):
     """Biased source, unbiased target and test; true source weights ~ 1/s(x)."""
+    target, test, candidates = split
     rng = np.random.RandomState(seed)
-    flat = images.reshape(len(images), -1) / 255.0
-    z = PCA(1, random_state=0).fit_transform(flat)[:, 0]
-    z = (z - z.mean()) / z.std()
     s = 1 / (1 + np.exp(-strength * z))
-    order = rng.permutation(len(images))
-    target = order[:n_target]
-    test = order[n_target : 3 * n_target]
-    rest = order[3 * n_target :]
-    kept = rest[rng.uniform(size=rest.size) < s[rest]][:n_source]
+    kept = candidates[rng.uniform(size=candidates.size) < s[candidates]][:n_source]
     true_weights = 1 / s[kept]
-    X = StandardScaler().fit_transform(features)
     return (
-        X[kept],
+        features[kept],
         labels[kept],
-        X[target],
-        X[test],
+        features[target],
+        features[test],
         labels[test],
         true_weights / true_weights.mean(),
     )
@@ -126,15 +162,20 @@ def iwcv(X_s, y_s, X_t, weighter, true_weights, seed=0):
     return np.mean(plain), np.mean(weighted), np.mean(oracle)
 
 
-def truth_table(features_name, n_pool, n_source, n_target):
+def truth_table(features_name, selection, n_pool, n_source, n_target, cache_dir):
     images, labels = load_fashion(n_pool)
-    features = (lite0_features if features_name == "lite0" else pca_features)(images)
+    split = split_pool(n_pool, n_source, n_target)
+    rows_used = np.concatenate(split)
+    features = make_features(features_name, images, rows_used, cache_dir)
+    z = selection_score(images, features, rows_used, selection)
     rows = []
     for shift, strength in SHIFTS.items():
         X_s, y_s, X_t, X_test, y_test, true_w = selection_bias(
-            images, labels, features, strength, n_source, n_target, seed=0
+            labels, features, z, split, strength, n_source, seed=0
         )
-        base = LogisticRegression(max_iter=300).fit(X_s, y_s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            base = LogisticRegression(max_iter=300).fit(X_s, y_s)
         true_acc = base.score(X_test, y_test)
         for method, make in METHODS.items():
             start = time.perf_counter()
@@ -146,9 +187,11 @@ def truth_table(features_name, n_pool, n_source, n_target):
                 )
             seconds = time.perf_counter() - start
             w = weighter.weights_[: len(X_s)]
-            weighted = LogisticRegression(max_iter=300).fit(X_s, y_s, sample_weight=w)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                weighted = LogisticRegression(max_iter=300).fit(
+                    X_s, y_s, sample_weight=w
+                )
                 plain, iw, oracle = iwcv(X_s, y_s, X_t, make(), true_w)
             rows.append(
                 {
@@ -204,21 +247,10 @@ def scale_table(sizes, dim=512):
     return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--features", choices=["pca", "lite0"], default="pca")
-    parser.add_argument("--n-pool", type=int, default=30000)
-    parser.add_argument("--n-source", type=int, default=3000)
-    parser.add_argument("--n-target", type=int, default=3000)
-    parser.add_argument(
-        "--sizes", type=int, nargs="*", default=[1000, 5000, 10000, 20000]
-    )
-    args = parser.parse_args()
-
-    truth = truth_table(args.features, args.n_pool, args.n_source, args.n_target)
+def print_truth(truth, features, selection, args):
     print(
-        f"\nKnown truth: Fashion-MNIST selection bias, features={args.features}, "
-        f"n_source={args.n_source}, n_target={args.n_target}"
+        f"\nKnown truth: Fashion-MNIST selection bias, features={features}, "
+        f"s(x) from {selection}, n_source={args.n_source}, n_target={args.n_target}"
     )
     print(
         "| shift | method | Spearman | NMAE (uniform) | ESS ratio (true) | AUC "
@@ -235,24 +267,77 @@ def main():
             f"| {r['acc_target_unweighted']:.3f} / {r['acc_target_weighted']:.3f} "
             f"| {r['err_plain_cv']:.3f} / {r['err_iwcv']:.3f} / "
             f"{r['err_iwcv_true_w']:.3f} | {r['fit_s']:.1f} "
-            f"| {', '.join(r['warnings']) or '-'} |"
+            f"| {', '.join(r['warnings']) or '-'} |",
+            flush=True,
         )
 
-    print(
-        "\nScale: fit time and peak traced memory, 512-d float32, n source + n target"
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--features",
+        choices=["pca", "pca-white", "lite0"],
+        nargs="*",
+        default=["pca", "lite0"],
+        help="feature sets for the known-truth table (none: skip it)",
     )
-    scale = scale_table(args.sizes)
-    print("| n (each domain) | method | fit s | peak MiB (input MiB) |")
-    print("|---|---|---|---|")
-    for r in scale:
+    parser.add_argument(
+        "--selection",
+        choices=["pixels", "features"],
+        nargs="+",
+        default=["pixels"],
+        help="what s(x) is a function of (see selection_score)",
+    )
+    parser.add_argument("--n-pool", type=int, default=20000)
+    parser.add_argument("--n-source", type=int, default=2000)
+    parser.add_argument("--n-target", type=int, default=2000)
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[1000, 5000, 10000, 20000],
+        help="n per domain for the scale table (none: skip it)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=str(Path(__file__).parent / "results" / "embedding_cache"),
+        help="on-disk embedding cache, so that re-runs do not re-embed",
+    )
+    parser.add_argument("--out", default="bench_weighting.json")
+    args = parser.parse_args()
+
+    truth = {}
+    for features in args.features:
+        for selection in args.selection:
+            rows = truth_table(
+                features,
+                selection,
+                args.n_pool,
+                args.n_source,
+                args.n_target,
+                args.cache_dir,
+            )
+            truth[f"{features}/{selection}"] = rows
+            print_truth(rows, features, selection, args)
+
+    scale = []
+    if args.sizes:
         print(
-            f"| {r['n']} | {r['method']} | {r['fit_s']:.1f} "
-            f"| {r['peak_mib']:.0f} ({r['input_mib']:.0f}) |"
+            "\nScale: fit time and peak traced memory, 512-d float32, "
+            "n source + n target"
         )
+        scale = scale_table(args.sizes)
+        print("| n (each domain) | method | fit s | peak MiB (input MiB) |")
+        print("|---|---|---|---|")
+        for r in scale:
+            print(
+                f"| {r['n']} | {r['method']} | {r['fit_s']:.1f} "
+                f"| {r['peak_mib']:.0f} ({r['input_mib']:.0f}) |"
+            )
 
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "bench_weighting.json").write_text(
+    (out / args.out).write_text(
         json.dumps(
             {"args": vars(args), "truth": truth, "scale": scale},
             indent=1,

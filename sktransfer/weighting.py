@@ -32,7 +32,7 @@ from sklearn.base import (
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
+from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -44,6 +44,7 @@ from sklearn.utils.validation import (
     has_fit_parameter,
     validate_data,
 )
+from threadpoolctl import threadpool_limits
 
 from .exceptions import DomainOverlapWarning, LowEffectiveSampleSizeWarning
 
@@ -70,6 +71,12 @@ _GAMMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 _ULSIF_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 # Rows used for the median heuristic: a bounded, random subsample.
 _MEDIAN_SUBSAMPLE = 1000
+# Target rows used by KLIEP's width cross-validation (a random subsample when
+# there are more): the selection needs the shape of the likelihood curve, not
+# every row, and its cost is then independent of n.
+_KLIEP_CV_ROWS = 2000
+# Rows per block when computing distances to the centres: bounds temporaries.
+_CHUNK_ROWS = 4096
 
 _COMMON_PARAMS_DOC = """
     max_weight : float >= 1 or None, default=None
@@ -172,14 +179,43 @@ def _binary_auc(scores_source, scores_target):
 
 
 def _median_gamma(X, random_state):
-    """Median heuristic ``gamma = 1 / median(squared distance)`` on a subsample."""
+    """Median heuristic ``gamma = 1 / median(squared distance)`` on a subsample.
+
+    ``X`` is an array or a list of arrays (taken as stacked, without copying
+    them all).
+    """
+    parts = X if isinstance(X, list | tuple) else [X]
+    n_rows = sum(len(part) for part in parts)
     rng = check_random_state(random_state)
-    if X.shape[0] > _MEDIAN_SUBSAMPLE:
-        X = X[rng.choice(X.shape[0], _MEDIAN_SUBSAMPLE, replace=False)]
+    rows = np.arange(n_rows)
+    if n_rows > _MEDIAN_SUBSAMPLE:
+        rows = rng.choice(n_rows, _MEDIAN_SUBSAMPLE, replace=False)
+    offsets = np.cumsum([0] + [len(part) for part in parts])
+    which = np.searchsorted(offsets, rows, side="right") - 1
+    X = np.array([parts[k][i - offsets[k]] for k, i in zip(which, rows, strict=True)])
     d2 = euclidean_distances(X, squared=True)
     d2 = d2[np.triu_indices_from(d2, k=1)]
     median = np.median(d2[d2 > 0]) if np.any(d2 > 0) else 1.0
     return 1.0 / median
+
+
+def _sq_distances(X, centers):
+    """Squared distances of the rows of ``X`` to ``centers``, block by block.
+
+    Memory: the ``(n_rows, n_centers)`` result plus one block of
+    ``_CHUNK_ROWS`` rows; never ``n_rows x n_rows``.
+    """
+    out = np.empty((X.shape[0], centers.shape[0]))
+    center_norms = np.einsum("ij,ij->i", centers, centers)
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        block = X[start : start + _CHUNK_ROWS]
+        d2 = block @ centers.T
+        d2 *= -2
+        d2 += np.einsum("ij,ij->i", block, block)[:, None]
+        d2 += center_norms
+        np.maximum(d2, 0, out=d2)
+        out[start : start + _CHUNK_ROWS] = d2
+    return out
 
 
 def _effective_sample_size(weights):
@@ -513,9 +549,11 @@ class DiscriminativeWeighter(_BaseWeighter):
 class _BaseKernelRatio(_BaseWeighter):
     """Ratio ``r(x) = sum_l alpha_l k(x, c_l)`` on centres drawn from the target.
 
-    Memory is bounded by ``(n_source + n_target) * n_centers`` floats for the
-    kernel matrices (e.g. 40 000 rows x 200 centres x 8 bytes = 64 MB), never
-    ``n x n``.
+    Memory beyond the input is bounded by two ``(n_source + n_target) *
+    n_centers`` float64 arrays (squared distances to the centres, then kernel
+    values; e.g. 40 000 rows x 200 centres x 8 bytes = 64 MB each) plus one
+    block of 4096 rows while the distances are computed, never ``n x n``.
+    Distances are computed once; each candidate width costs one ``exp``.
     """
 
     _parameter_constraints = {
@@ -535,21 +573,28 @@ class _BaseKernelRatio(_BaseWeighter):
     def _fit_ratio(self, X_source, X_target, rng):
         n_centers = min(self.n_centers, len(X_target))
         self.centers_ = X_target[rng.choice(len(X_target), n_centers, replace=False)]
-        median = _median_gamma(np.vstack([X_source, X_target]), rng)
+        median = _median_gamma([X_source, X_target], rng)
+        # Widest kernel first, so that ties go to the smoother ratio.
         gammas = (
             [self.gamma]
             if self.gamma is not None
-            else [median * factor for factor in _GAMMA_FACTORS]
+            else [median * factor for factor in sorted(_GAMMA_FACTORS)]
         )
         fold_seed = rng.randint(2**31 - 1)
-        best = None
+        # Distances once; each width is then one exp over them.
+        D_s = _sq_distances(X_source, self.centers_)
+        D_t = _sq_distances(X_target, self.centers_)
+        candidates, fold_losses = [], []
         for gamma in gammas:
-            K_s = rbf_kernel(X_source, self.centers_, gamma=gamma)
-            K_t = rbf_kernel(X_target, self.centers_, gamma=gamma)
-            for loss, extra in self._cv_losses(K_s, K_t, fold_seed):
-                if best is None or loss < best[0]:
-                    best = (loss, gamma, extra, K_s, K_t)
-        _, self.gamma_, extra, K_s, K_t = best
+            K_s, K_t = np.exp(-gamma * D_s), np.exp(-gamma * D_t)
+            for losses, extra in self._cv_losses(K_s, K_t, fold_seed):
+                candidates.append((gamma, extra))
+                fold_losses.append(losses)
+        chosen = int(np.argmin(np.mean(fold_losses, axis=1)))
+        self.gamma_, extra = candidates[chosen]
+        np.multiply(D_s, -self.gamma_, out=D_s)
+        np.multiply(D_t, -self.gamma_, out=D_t)
+        K_s, K_t = np.exp(D_s, out=D_s), np.exp(D_t, out=D_t)
         self.alpha_ = self._solve(K_s, K_t, extra)
         r_s, r_t = K_s @ self.alpha_, K_t @ self.alpha_
         # In-sample ratio as the domain score (centres are few, so its
@@ -557,7 +602,8 @@ class _BaseKernelRatio(_BaseWeighter):
         return r_s, r_s, r_t
 
     def _ratio(self, X):
-        return rbf_kernel(X, self.centers_, gamma=self.gamma_) @ self.alpha_
+        D = _sq_distances(X, self.centers_)
+        return np.exp(np.multiply(D, -self.gamma_, out=D), out=D) @ self.alpha_
 
 
 @_doc
@@ -583,11 +629,14 @@ class KLIEPWeighter(_BaseKernelRatio):
 
     n_centers : int, default=200
         Number of kernel centres, drawn from the target rows with
-        ``random_state``. Memory is ``(n_source + n_target) * n_centers``
-        floats.
+        ``random_state``. Memory is two ``(n_source + n_target) * n_centers``
+        float64 arrays.
 
     cv : int >= 2, default=5
-        Folds for the width selection (unused when ``gamma`` is given).
+        Folds for the width selection (unused when ``gamma`` is given). The
+        selection uses a random subsample of at most 2000 target rows (all
+        source rows enter the constraint), so its cost does not grow with n;
+        the final fit uses every row, warm-started from the selection.
 
     max_iter : int, default=1000
         Maximum L-BFGS-B iterations per fit.
@@ -664,7 +713,7 @@ class KLIEPWeighter(_BaseKernelRatio):
         self.max_weight_quantile = max_weight_quantile
         self.random_state = random_state
 
-    def _solve_kliep(self, K_t, b):
+    def _solve_kliep(self, K_t, b, start=None):
         # max mean log(K_t a) - b.a over a >= 0: the Lagrangian form of KLIEP,
         # whose optimum satisfies b.a = 1 (mean ratio 1 on the source) itself.
         n_t = K_t.shape[0]
@@ -675,31 +724,42 @@ class KLIEPWeighter(_BaseKernelRatio):
             grad = -(K_t.T @ (1.0 / fitted)) / n_t + b
             return value, grad
 
-        start = np.full(K_t.shape[1], 1.0 / max(b.sum(), 1e-12))
-        result = minimize(
-            objective,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(0, None)] * K_t.shape[1],
-            options={"maxiter": self.max_iter},
-        )
+        if start is None:
+            start = np.full(K_t.shape[1], 1.0 / max(b.sum(), 1e-12))
+        # Matrix-vector products on a few hundred columns: one BLAS thread is
+        # as fast on a quiet machine and far faster on a busy one.
+        with threadpool_limits(1, user_api="blas"):
+            result = minimize(
+                objective,
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(0, None)] * K_t.shape[1],
+                options={"maxiter": self.max_iter},
+            )
         alpha = result.x
         return alpha / max(b @ alpha, 1e-300)
 
     def _cv_losses(self, K_s, K_t, seed):
         if self.gamma is not None:
-            yield 0.0, None
+            yield np.zeros(1), None
             return
         b = K_s.mean(axis=0)
-        losses = []
+        if len(K_t) > _KLIEP_CV_ROWS:
+            # Same random subsample for every width (same seed).
+            rows = np.random.RandomState(seed).choice(
+                len(K_t), _KLIEP_CV_ROWS, replace=False
+            )
+            K_t = K_t[rows]
+        losses, alpha = [], None
         for train, test in KFold(self.cv, shuffle=True, random_state=seed).split(K_t):
-            alpha = self._solve_kliep(K_t[train], b)
+            # Warm start from the previous fold: the folds share most rows.
+            alpha = self._solve_kliep(K_t[train], b, start=alpha)
             losses.append(-np.mean(np.log(K_t[test] @ alpha + 1e-12)))
-        yield float(np.mean(losses)), None
+        yield np.array(losses), alpha
 
-    def _solve(self, K_s, K_t, extra):
-        return self._solve_kliep(K_t, K_s.mean(axis=0))
+    def _solve(self, K_s, K_t, start):
+        return self._solve_kliep(K_t, K_s.mean(axis=0), start=start)
 
 
 @_doc
@@ -727,8 +787,8 @@ class ULSIFWeighter(_BaseKernelRatio):
         among 1e-3, 1e-2, 1e-1, 1, 10.
 
     n_centers : int, default=200
-        Number of kernel centres, drawn from the target rows. Memory is
-        ``(n_source + n_target) * n_centers`` floats.
+        Number of kernel centres, drawn from the target rows. Memory is two
+        ``(n_source + n_target) * n_centers`` float64 arrays.
 
     cv : int >= 2, default=5
         Folds for the selection (unused when both ``gamma`` and ``alpha`` are
@@ -818,27 +878,39 @@ class ULSIFWeighter(_BaseKernelRatio):
         return np.maximum(coef, 0)
 
     def _cv_losses(self, K_s, K_t, seed):
-        alphas = _ULSIF_ALPHAS if self.alpha is None else (self.alpha,)
+        # Strongest ridge first, so that ties go to the smoother ratio.
+        alphas = (
+            sorted(_ULSIF_ALPHAS, reverse=True) if self.alpha is None else [self.alpha]
+        )
         if not self._needs_cv():
-            yield 0.0, self.alpha
+            yield np.zeros(1), self.alpha
             return
         # Source and target split separately into the same number of folds;
         # H of a training part is the full H minus the held-out rows'.
         H_full = K_s.T @ K_s
         folds_s = KFold(self.cv, shuffle=True, random_state=seed).split(K_s)
         folds_t = KFold(self.cv, shuffle=True, random_state=seed + 1).split(K_t)
-        losses = np.zeros(len(alphas))
-        for (tr_s, te_s), (tr_t, te_t) in zip(folds_s, folds_t, strict=True):
-            H = (H_full - K_s[te_s].T @ K_s[te_s]) / len(tr_s)
-            h = K_t[tr_t].mean(axis=0)
-            for i, regularization in enumerate(alphas):
-                coef = self._solve_ulsif(H, h, regularization)
-                # Held-out least-squares loss: 1/2 E_s[r^2] - E_t[r].
-                losses[i] += 0.5 * np.mean((K_s[te_s] @ coef) ** 2) - np.mean(
-                    K_t[te_t] @ coef
-                )
-        for loss, regularization in zip(losses / self.cv, alphas, strict=True):
-            yield float(loss), regularization
+        losses = np.zeros((len(alphas), self.cv))
+        # Small dense algebra (n_centers wide): one BLAS thread avoids the
+        # oversubscription that makes it crawl on a busy machine.
+        with threadpool_limits(1, user_api="blas"):
+            for fold, ((tr_s, te_s), (tr_t, te_t)) in enumerate(
+                zip(folds_s, folds_t, strict=True)
+            ):
+                H = (H_full - K_s[te_s].T @ K_s[te_s]) / len(tr_s)
+                h = K_t[tr_t].mean(axis=0)
+                # One eigendecomposition serves every ridge value.
+                eigval, eigvec = np.linalg.eigh(H)
+                projected = eigvec.T @ h
+                for i, regularization in enumerate(alphas):
+                    coef = np.maximum(
+                        eigvec @ (projected / (eigval + regularization)), 0
+                    )
+                    # Held-out least-squares loss: 1/2 E_s[r^2] - E_t[r].
+                    losses[i, fold] = 0.5 * np.mean((K_s[te_s] @ coef) ** 2) - np.mean(
+                        K_t[te_t] @ coef
+                    )
+        yield from zip(losses, alphas, strict=True)
 
     def _solve(self, K_s, K_t, regularization):
         self.regularization_ = regularization
@@ -997,17 +1069,20 @@ class KMMWeighter(_BaseWeighter):
         beta = np.ones(n)
         momentum, t = beta.copy(), 1.0
         n_iter = self.max_iter
-        for iteration in range(self.max_iter):
-            grad = phi_s @ (phi_s.T @ momentum / n - self._target_mean) / n
-            grad += reg * momentum / n**2
-            new = _project_capped_simplex(momentum - step * grad, n, bound)
-            t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
-            momentum = new + (t - 1) / t_next * (new - beta)
-            change = np.max(np.abs(new - beta))
-            beta, t = new, t_next
-            if change < self.tol:
-                n_iter = iteration + 1
-                break
+        # Matrix-vector products on n_components columns: one BLAS thread is
+        # as fast on a quiet machine and far faster on a busy one.
+        with threadpool_limits(1, user_api="blas"):
+            for iteration in range(self.max_iter):
+                grad = phi_s @ (phi_s.T @ momentum / n - self._target_mean) / n
+                grad += reg * momentum / n**2
+                new = _project_capped_simplex(momentum - step * grad, n, bound)
+                t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+                momentum = new + (t - 1) / t_next * (new - beta)
+                change = np.max(np.abs(new - beta))
+                beta, t = new, t_next
+                if change < self.tol:
+                    n_iter = iteration + 1
+                    break
         return beta, n_iter
 
     def _ratio(self, X):
@@ -1017,15 +1092,27 @@ class KMMWeighter(_BaseWeighter):
 
 def _project_capped_simplex(v, total, bound):
     """Euclidean projection of ``v`` onto ``{0 <= b <= bound, sum b = total}``."""
-    # sum(clip(v - tau, 0, bound)) decreases in tau: bisect for the shift.
+    # g(tau) = sum(clip(v - tau, 0, bound)) - total is piecewise linear and
+    # nonincreasing in tau. Newton steps on it (slope = -number of rows strictly
+    # inside the box) land exactly on the root once the active set is right,
+    # usually in a handful of O(n) passes; bisection guards the bracket.
     lo, hi = v.min() - bound, v.max()
-    for _ in range(60):
-        tau = (lo + hi) / 2
-        if np.clip(v - tau, 0, bound).sum() > total:
+    tau = (v.sum() - total) / v.size
+    for _ in range(100):
+        shifted = v - tau
+        clipped = np.clip(shifted, 0, bound)
+        excess = clipped.sum() - total
+        if abs(excess) <= 1e-12 * max(total, 1.0):
+            break
+        if excess > 0:
             lo = tau
         else:
             hi = tau
-    return np.clip(v - (lo + hi) / 2, 0, bound)
+        free = np.count_nonzero((shifted > 0) & (shifted < bound))
+        tau = tau + excess / free if free else (lo + hi) / 2
+        if not lo < tau < hi:
+            tau = (lo + hi) / 2
+    return np.clip(v - tau, 0, bound)
 
 
 _METHODS = {
