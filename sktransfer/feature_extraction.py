@@ -116,6 +116,8 @@ def _is_flat_table(X) -> bool:
     """
     if issparse(X):
         return True
+    if isinstance(X, (list, tuple)) and len(X) and isinstance(X[0], (list, tuple)):
+        return True  # rows given as nested lists
     if isinstance(X, (list, tuple, str)) or not hasattr(X, "__array__"):
         return False
     if hasattr(X, "columns"):  # a one-column DataFrame of paths is an image list

@@ -305,3 +305,10 @@ def test_module_on_accelerator_is_pickled_on_cpu(rgb_images, monkeypatch):
     monkeypatch.undo()
     loaded = pickle.loads(pickle.dumps(ext))
     np.testing.assert_array_equal(loaded.transform(rgb_images), ref)
+
+
+def test_nested_lists_of_rows_are_flattened_images(rgb_images):
+    rows = rgb_images.reshape(12, -1)[:, :48].tolist()
+    ext = _extractor(image_shape=(4, 4, 3)).fit(rows)
+    assert ext.n_features_in_ == 48
+    np.testing.assert_array_equal(ext.transform(rows), ext.transform(np.asarray(rows)))
