@@ -20,11 +20,11 @@ classification module, e.g. ``module__dropout``), ``optimizer__*``,
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import math
 import os
 import sys
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -64,7 +64,7 @@ from .callbacks import (
     group_parameters,
 )
 from .feature_extraction import PretrainedFeatureExtractor, _cached_backbone
-from .images import ImageDataset, normalize_batch
+from .images import ImageDataset, normalize_batch, validate_images
 
 __all__ = ["FineTunedClassifier"]
 
@@ -632,21 +632,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         return super().set_params(**own)
 
     # ---------------------------------------------------------------- input
-    # The extractor's input check (images, or flattened 2-D rows through
-    # sklearn's validate_data) applies unchanged: it only reads image_shape.
     def _check_input(self, X, *, reset):
-        if (
-            self.image_shape is not None
-            and isinstance(X, (list, tuple))
-            and len(X) > 0
-            and all(
-                np.ndim(x) <= 1 and not isinstance(x, (str, os.PathLike)) for x in X
-            )
-        ):
-            # A list of flattened rows is a table: validate it as one, so that
-            # n_features_in_ is set and checked.
-            X = np.asarray(X)
-        return PretrainedFeatureExtractor._check_input(self, X, reset=reset)
+        return validate_images(self, X, reset=reset)
 
     def _check_y(self, y, n_samples):
         if y is None:
@@ -771,7 +758,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         fast = self.freeze == "backbone" and self.unfreeze is None and not self.augment
         if fast:
             data = torch.from_numpy(
-                self._embed_frozen(trunk, backbone, preprocessing, images, n_features)
+                self._embed_frozen(trunk, backbone, preprocessing, images)
             )
         augment = None
         if self.augment is True:
@@ -890,7 +877,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             ) from exc
         return train, valid
 
-    def _embed_frozen(self, trunk, backbone, preprocessing, images, n_features):
+    def _embed_frozen(self, trunk, backbone, preprocessing, images):
         """Embed images once with the frozen trunk, through the extractor's loop.
 
         The extractor brings the batched, channels-last inference loop, the
@@ -905,22 +892,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             precision=self.precision,
             progress=self.progress,
         )
-        extractor.backbone_ = trunk
-        extractor.backbone_name_ = backbone.name
-        extractor.preprocessing_ = preprocessing
-        extractor.n_features_out_ = n_features
-        extractor._digest = hashlib.sha256(
-            repr(
-                (
-                    "FineTunedClassifier trunk",
-                    backbone.source,
-                    backbone.name,
-                    backbone.weights_id,
-                    preprocessing,
-                    self.precision,
-                )
-            ).encode()
-        ).hexdigest()[:32]
+        device = resolve_device(self.device)
+        extractor._use_backbone(replace(backbone, trunk=trunk), preprocessing, device)
         return extractor.transform(images)
 
     # -------------------------------------------------------------- predict

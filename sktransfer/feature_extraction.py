@@ -10,17 +10,16 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
 from ._torch_utils import PRECISIONS, autocast, resolve_batch_size, resolve_device
 from .backbones import TIMM_PREFIX, load_backbone
 from .cache import EmbeddingCache
-from .images import ImageDataset, check_images, iter_batches, normalize_batch
+from .images import ImageDataset, iter_batches, normalize_batch, validate_images
 
 __all__ = ["PretrainedFeatureExtractor"]
 
@@ -106,26 +105,6 @@ def _tap(trunk: nn.Module, layer: str | None, source: str) -> nn.Module:
 
 def _module_device(net: nn.Module) -> torch.device:
     return next(net.parameters(), torch.empty(0)).device
-
-
-def _is_flat_table(X) -> bool:
-    """Whether X is a 1-D/2-D numeric array, table or sparse matrix.
-
-    Those are flattened images (or mistakes that sklearn's validation explains
-    best); lists and arrays of images, and arrays of paths, are not.
-    """
-    if issparse(X):
-        return True
-    if isinstance(X, (list, tuple)) and len(X) and isinstance(X[0], (list, tuple)):
-        return True  # rows given as nested lists
-    if isinstance(X, (list, tuple, str)) or not hasattr(X, "__array__"):
-        return False
-    if hasattr(X, "columns"):  # a one-column DataFrame of paths is an image list
-        return not (X.shape[1] == 1 and getattr(X.dtypes.iloc[0], "kind", "O") in "OUS")
-    arr = np.asarray(X)
-    if arr.dtype.kind in "US" or (arr.ndim == 1 and arr.dtype == object):
-        return False
-    return arr.ndim <= 2
 
 
 def _pool(out, pooling: str) -> torch.Tensor:
@@ -337,14 +316,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input
     def _check_input(self, X, *, reset: bool):
-        """Validate X; flattened numeric input goes through sklearn's own checks."""
-        if self.image_shape is not None and _is_flat_table(X):
-            X = validate_data(self, X, reset=reset, dtype="numeric")
-        elif reset:
-            for attr in ("n_features_in_", "feature_names_in_"):
-                if hasattr(self, attr):
-                    delattr(self, attr)
-        return check_images(X, image_shape=self.image_shape)
+        return validate_images(self, X, reset=reset)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -370,9 +342,18 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)
         autocast(device, self.precision)  # validates precision for the device
         backbone = _cached_backbone(self.model, self.weights, self.random_state)
-        self.preprocessing_ = backbone.preprocessing.with_overrides(
+        preprocessing = backbone.preprocessing.with_overrides(
             self.image_size, self.mean, self.std
         )
+        return self._use_backbone(backbone, preprocessing, device)
+
+    def _use_backbone(self, backbone, preprocessing, device: torch.device):
+        """Set the fitted state from a built backbone (fit, and FineTunedClassifier).
+
+        The backbone's trunk must stay frozen while this extractor is in use: the
+        cache digest identifies it by the weights it was loaded with.
+        """
+        self.preprocessing_ = preprocessing
         net = _tap(backbone.trunk, self.layer, backbone.source)
         if device.type != "cpu":
             net = copy.deepcopy(net).to(device)

@@ -24,11 +24,19 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from scipy.sparse import issparse
 
 from .backbones import Preprocessing
 from .exceptions import ImageLoadError
 
-__all__ = ["ImageDataset", "ImageSequence", "check_images", "load_image"]
+__all__ = [
+    "ImageDataset",
+    "ImageSequence",
+    "check_images",
+    "iter_batches",
+    "load_image",
+    "validate_images",
+]
 
 _ACCEPTED = (
     "Accepted inputs: a list/array/Series of file paths; a list of PIL images or "
@@ -335,6 +343,52 @@ def check_images(X, *, image_shape=None, input_name: str = "X") -> ImageSequence
             )
         X = _reshape_flat(X, image_shape, input_name)
     return ImageSequence(_check_array_images(X, input_name), "array")
+
+
+def _is_flat_table(X) -> bool:
+    """Whether X is a 1-D/2-D numeric array, table or sparse matrix.
+
+    Those are flattened images (or mistakes that sklearn's validation explains
+    best); lists and arrays of images, and arrays of paths, are not.
+    """
+    if issparse(X):
+        return True
+    if isinstance(X, (list, tuple)) and len(X) and not _is_image_item(X[0]):
+        return True  # rows given as lists (or 1-D arrays) of numbers
+    if isinstance(X, (list, tuple, str)) or not hasattr(X, "__array__"):
+        return False
+    if hasattr(X, "columns"):  # a one-column DataFrame of paths is an image list
+        return not (X.shape[1] == 1 and getattr(X.dtypes.iloc[0], "kind", "O") in "OUS")
+    arr = np.asarray(X)
+    if arr.dtype.kind in "US" or (arr.ndim == 1 and arr.dtype == object):
+        return False
+    return arr.ndim <= 2
+
+
+def _is_image_item(x) -> bool:
+    return isinstance(x, (str, os.PathLike, Image.Image)) or (
+        isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim >= 2
+    )
+
+
+def validate_images(estimator, X, *, reset: bool) -> ImageSequence:
+    """An estimator's input check: flattened rows through sklearn, images here.
+
+    With ``estimator.image_shape`` set, 1-D/2-D numeric input (arrays, tables,
+    lists of rows, sparse matrices) goes through
+    :func:`sklearn.utils.validation.validate_data`, which sets and checks
+    ``n_features_in_`` and ``feature_names_in_``; every other input is checked
+    by :func:`check_images`.
+    """
+    from sklearn.utils.validation import validate_data
+
+    if estimator.image_shape is not None and _is_flat_table(X):
+        X = validate_data(estimator, X, reset=reset, dtype="numeric")
+    elif reset:
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(estimator, attr):
+                delattr(estimator, attr)
+    return check_images(X, image_shape=estimator.image_shape)
 
 
 class ImageDataset(torch.utils.data.Dataset):
