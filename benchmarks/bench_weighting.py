@@ -1,23 +1,38 @@
 """Benchmark of the importance weighters: truth recovery, IWCV, time and memory.
 
 Part 1 (known truth): the selection-bias construction of ``shared/DATA.md`` on
-Fashion-MNIST. A source sample keeps each training image with probability
-``s(x) = sigmoid(a * z(x))``, ``z`` the standardised first principal component
-of the pixels (never the label), so ``P(y|x)`` is unchanged and the true
-weight of a kept image is proportional to ``1 / s(x)``; the target is an
-unbiased sample. For a moderate (a=1) and a severe (a=2.5) shift, each method
-is scored by rank correlation and normalised error against the true weights,
-effective sample size, and how far its importance-weighted validation (IWCV)
-lands from the true target accuracy compared with plain validation.
+Fashion-MNIST (a random pool of 20 000 training images). Target (unbiased),
+test (unbiased) and source-candidate rows are disjoint random draws from the
+pool; a candidate is kept in the source with probability
+``s(x) = sigmoid(a * z(x))``, so ``P(y|x)`` is unchanged and the true weight of
+a kept image is proportional to ``1 / s(x)``. ``z`` depends only on the image,
+never on its label (``--selection``):
 
-Part 2 (scale): time and peak traced memory of ``fit`` against n (source =
-target = n rows) on 512-d synthetic embeddings.
+- ``pixels``: the standardised first principal component of the raw pixels,
+  the same rule whatever features the weighters see;
+- ``features``: the first principal component of the features the weighters
+  see (a rule the estimators can represent exactly: a fair test of them).
+
+Feature sets (``--features``): ``pca`` (50 PCA components of the pixels at
+their natural variances), ``pca-white`` (the same, each scaled to unit
+variance: the hard case for isotropic kernels) and ``lite0`` (1280-d pooled
+ImageNet EfficientNet-Lite0 embeddings at 64 px, cached on disk under
+``--cache-dir`` so that re-runs do not re-embed). For a moderate (a=1) and a
+severe (a=2.5) shift, each method is scored by Spearman correlation and mean
+absolute error (NMAE) against the true weights (both normalised to mean 1),
+effective sample size, and how far importance-weighted validation (IWCV) lands
+from the true target accuracy compared with plain validation.
+
+Part 2 (scale): time and peak traced memory (``tracemalloc``: numpy buffers,
+input excluded) of ``fit`` against n (source = target = n rows) on 512-d
+synthetic float32 embeddings.
 
 Run (Fashion-MNIST from ``apt-get install dataset-fashion-mnist``)::
 
-    python benchmarks/bench_weighting.py [--features pca|lite0] [--sizes 1000 5000]
+    python benchmarks/bench_weighting.py --features pca lite0 \
+        --selection pixels features --sizes 1000 5000 10000 20000
 
-Prints two tables and writes JSON under ``benchmarks/results/``.
+Prints the tables and writes JSON under ``benchmarks/results/``.
 """
 
 import argparse

@@ -218,6 +218,12 @@ def _sq_distances(X, centers):
     return out
 
 
+def _rbf_from(sq_distances, gamma, out=None):
+    """``exp(-gamma * d^2)`` with no temporary (in place when ``out`` is given)."""
+    K = np.multiply(sq_distances, -gamma, out=out)
+    return np.exp(K, out=K)
+
+
 def _effective_sample_size(weights):
     total = weights.sum()
     return float(total**2 / np.sum(weights**2)) if total > 0 else 0.0
@@ -586,15 +592,15 @@ class _BaseKernelRatio(_BaseWeighter):
         D_t = _sq_distances(X_target, self.centers_)
         candidates, fold_losses = [], []
         for gamma in gammas:
-            K_s, K_t = np.exp(-gamma * D_s), np.exp(-gamma * D_t)
+            K_s, K_t = _rbf_from(D_s, gamma), _rbf_from(D_t, gamma)
             for losses, extra in self._cv_losses(K_s, K_t, fold_seed):
                 candidates.append((gamma, extra))
                 fold_losses.append(losses)
         chosen = int(np.argmin(np.mean(fold_losses, axis=1)))
         self.gamma_, extra = candidates[chosen]
-        np.multiply(D_s, -self.gamma_, out=D_s)
-        np.multiply(D_t, -self.gamma_, out=D_t)
-        K_s, K_t = np.exp(D_s, out=D_s), np.exp(D_t, out=D_t)
+        del K_s, K_t
+        K_s = _rbf_from(D_s, self.gamma_, out=D_s)
+        K_t = _rbf_from(D_t, self.gamma_, out=D_t)
         self.alpha_ = self._solve(K_s, K_t, extra)
         r_s, r_t = K_s @ self.alpha_, K_t @ self.alpha_
         # In-sample ratio as the domain score (centres are few, so its
@@ -603,7 +609,7 @@ class _BaseKernelRatio(_BaseWeighter):
 
     def _ratio(self, X):
         D = _sq_distances(X, self.centers_)
-        return np.exp(np.multiply(D, -self.gamma_, out=D), out=D) @ self.alpha_
+        return _rbf_from(D, self.gamma_, out=D) @ self.alpha_
 
 
 @_doc
