@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-import os
 import sys
 from dataclasses import replace
 from numbers import Integral, Real
@@ -53,7 +52,8 @@ from skorch.callbacks import (
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._torch_utils import PRECISIONS, autocast, resolve_device
+from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
+from ._torch_utils import autocast, resolve_device
 from .backbones import _seeded
 from .callbacks import (
     LR_POLICIES,
@@ -63,7 +63,7 @@ from .callbacks import (
     freeze_plan,
     group_parameters,
 )
-from .feature_extraction import PretrainedFeatureExtractor, _cached_backbone
+from .feature_extraction import PretrainedFeatureExtractor
 from .images import ImageDataset, normalize_batch, validate_images
 
 __all__ = ["FineTunedClassifier"]
@@ -493,8 +493,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "model": [str, nn.Module],
-        "weights": [str, os.PathLike, None],
+        **IMAGE_ESTIMATOR_CONSTRAINTS,
         "freeze": [
             StrOptions({"none", "backbone"}),
             Interval(Integral, 0, None, closed="left"),
@@ -511,17 +510,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
-        "image_size": [Interval(Integral, 1, None, closed="left"), None],
-        "mean": ["array-like", None],
-        "std": ["array-like", None],
-        "image_shape": [tuple, list, None],
-        "device": [str, torch.device],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "precision": [StrOptions(set(PRECISIONS))],
         "callbacks": [list, None],
-        "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "progress": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
@@ -654,10 +644,6 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 "routed parameters start with one of "
                 f"{[p + '__' for p in _ROUTED_PREFIXES]}."
             )
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if value is not None and np.shape(value) != (3,):
-                raise ValueError(f"{name} must hold 3 values (R, G, B); got {value!r}.")
         for item in self.callbacks or []:
             if not (isinstance(item, tuple) and len(item) == 2):
                 raise ValueError(
@@ -713,14 +699,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 f"1 class: {list(self.classes_)!r}."
             )
         weight = self._sample_weight(sample_weight, y, n)
-        device = resolve_device(self.device)
-        autocast(device, self.precision)  # validates precision for the device
-
-        backbone = _cached_backbone(self.model, self.weights, self.random_state)
+        backbone, preprocessing, device = set_up_backbone(self)
         trunk = copy.deepcopy(backbone.trunk).requires_grad_(True).train()
-        preprocessing = backbone.preprocessing.with_overrides(
-            self.image_size, self.mean, self.std
-        )
         n_features = backbone.n_features or _probe_width(trunk, preprocessing)
         seeds = check_random_state(self.random_state).randint(2**31 - 1, size=4)
         init_seed, train_seed, split_seed, augment_seed = (int(s) for s in seeds)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections import OrderedDict
 from numbers import Integral
 
 import numpy as np
@@ -16,8 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._torch_utils import PRECISIONS, autocast, resolve_batch_size, resolve_device
-from .backbones import TIMM_PREFIX, load_backbone
+from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
+from ._torch_utils import autocast, resolve_batch_size, resolve_device
+from .backbones import TIMM_PREFIX
 from .cache import EmbeddingCache
 from .images import ImageDataset, iter_batches, normalize_batch, validate_images
 
@@ -133,34 +133,7 @@ def _pool(out, pooling: str) -> torch.Tensor:
     return torch.cat([out.mean(dims), out.amax(dims)], dim=1)
 
 
-# Built backbones by specification, so the clones made by GridSearchCV and
-# cross_val_score do not rebuild (and re-hash) the same network for every fit.
-_BACKBONES: OrderedDict[tuple, object] = OrderedDict()
-_MAX_BACKBONES = 2
 _WIDTHS: dict[str, int] = {}  # output width by configuration digest
-
-
-def _cached_backbone(model, weights, random_state):
-    key = None
-    if isinstance(model, str) and (
-        weights is not None or isinstance(random_state, Integral)
-    ):
-        wkey = weights
-        if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
-            stat = os.stat(weights)
-            wkey = (os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
-        key = (model, wkey, random_state)
-        if key in _BACKBONES:
-            _BACKBONES.move_to_end(key)
-            return _BACKBONES[key]
-    backbone = load_backbone(model, weights, random_state=random_state)
-    backbone.trunk.eval().requires_grad_(False)
-    backbone.trunk.to(memory_format=torch.channels_last)
-    if key is not None:
-        _BACKBONES[key] = backbone
-        while len(_BACKBONES) > _MAX_BACKBONES:
-            _BACKBONES.popitem(last=False)
-    return backbone
 
 
 class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
@@ -253,26 +226,16 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "model": [str, nn.Module],
-        "weights": [str, os.PathLike, None],
+        **IMAGE_ESTIMATOR_CONSTRAINTS,
         "layer": [str, None],
         "pooling": [StrOptions(set(POOLINGS))],
-        "image_size": [Interval(Integral, 1, None, closed="left"), None],
-        "mean": ["array-like", None],
-        "std": ["array-like", None],
-        "image_shape": [tuple, list, None],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "device": [str, torch.device],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "precision": [StrOptions(set(PRECISIONS))],
         "compile": ["boolean"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "cache": ["boolean"],
-        "random_state": ["random_state"],
-        "progress": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
@@ -334,18 +297,8 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         -------
         self : PretrainedFeatureExtractor
         """
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if value is not None and np.shape(value) != (3,):
-                raise ValueError(f"{name} must hold 3 values (R, G, B); got {value!r}.")
         self._check_input(X, reset=True)
-        device = resolve_device(self.device)
-        autocast(device, self.precision)  # validates precision for the device
-        backbone = _cached_backbone(self.model, self.weights, self.random_state)
-        preprocessing = backbone.preprocessing.with_overrides(
-            self.image_size, self.mean, self.std
-        )
-        return self._use_backbone(backbone, preprocessing, device)
+        return self._use_backbone(*set_up_backbone(self))
 
     def _use_backbone(self, backbone, preprocessing, device: torch.device):
         """Set the fitted state from a built backbone (fit, and FineTunedClassifier).
