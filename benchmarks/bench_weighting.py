@@ -321,7 +321,14 @@ def main():
     parser.add_argument("--out", default="bench_weighting.json")
     args = parser.parse_args()
 
-    truth = {}
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    results = {"args": vars(args), "truth": {}, "scale": []}
+
+    def save():
+        # After every table, so that an interrupted run keeps what it measured.
+        (out / args.out).write_text(json.dumps(results, indent=1, default=float))
+
     for features in args.features:
         for selection in args.selection:
             rows = truth_table(
@@ -332,33 +339,24 @@ def main():
                 args.n_target,
                 args.cache_dir,
             )
-            truth[f"{features}/{selection}"] = rows
+            results["truth"][f"{features}/{selection}"] = rows
             print_truth(rows, features, selection, args)
+            save()
 
-    scale = []
     if args.sizes:
         print(
             "\nScale: fit time and peak traced memory, 512-d float32, "
             "n source + n target"
         )
-        scale = scale_table(args.sizes)
+        results["scale"] = scale_table(args.sizes)
         print("| n (each domain) | method | fit s | peak MiB (input MiB) |")
         print("|---|---|---|---|")
-        for r in scale:
+        for r in results["scale"]:
             print(
                 f"| {r['n']} | {r['method']} | {r['fit_s']:.1f} "
                 f"| {r['peak_mib']:.0f} ({r['input_mib']:.0f}) |"
             )
-
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / args.out).write_text(
-        json.dumps(
-            {"args": vars(args), "truth": truth, "scale": scale},
-            indent=1,
-            default=float,
-        )
-    )
+        save()
 
 
 if __name__ == "__main__":
