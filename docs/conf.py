@@ -15,7 +15,7 @@ Build it with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
   inventory.
 """
 
-import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -98,3 +98,28 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_show_sourcelink = False
+
+
+# -- Hooks ---------------------------------------------------------------------
+_SHAPE_NAME = re.compile(r"\b(n_\w+)_(?=[,)])")
+
+
+def _skip_metadata_request_methods(app, what, name, obj, skip, options):
+    # scikit-learn generates set_<method>_request / get_metadata_routing on
+    # every estimator; their docstrings refer to sklearn's own glossary.
+    if re.fullmatch(r"set_\w+_request|get_metadata_routing", name):
+        return True
+    return None
+
+
+def _escape_shape_names(app, what, name, obj, options, lines):
+    # "ndarray of shape (n_features_in_,)": a trailing underscore is a link
+    # reference in reStructuredText; escape it in shape descriptions.
+    for i, line in enumerate(lines):
+        if "shape (" in line:
+            lines[i] = _SHAPE_NAME.sub(r"\1\\_", line)
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_request_methods)
+    app.connect("autodoc-process-docstring", _escape_shape_names, priority=900)

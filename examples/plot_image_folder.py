@@ -1,6 +1,6 @@
 """
 Transfer learning on a folder of images ("ants vs bees", the scikit-learn way)
-=============================================================================
+==============================================================================
 
 PyTorch's classic transfer-learning tutorial trains a two-class classifier
 (ants vs bees) from an ``ImageFolder`` directory with a few hundred photos,

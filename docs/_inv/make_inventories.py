@@ -88,7 +88,11 @@ INVENTORIES = {
         [
             ("skorch.NeuralNet", "py:class", "net.html#skorch.net.NeuralNet"),
             ("skorch.net.NeuralNet", "py:class", "net.html#$"),
-            ("skorch.NeuralNetClassifier", "py:class", "classifier.html#skorch.classifier.NeuralNetClassifier"),
+            (
+                "skorch.NeuralNetClassifier",
+                "py:class",
+                "classifier.html#skorch.classifier.NeuralNetClassifier",
+            ),
             ("skorch.History", "py:class", "history.html#skorch.history.History"),
             ("skorch.history.History", "py:class", "history.html#$"),
             ("skorch.callbacks.Callback", "py:class", "callbacks.html#$"),
@@ -132,10 +136,17 @@ def main():
             domain, role = role.split(":")
             inv.objects.append(
                 soi.DataObjStr(
-                    name=name, domain=domain, role=role, priority="1", uri=uri, dispname="-"
+                    name=name,
+                    domain=domain,
+                    role=role,
+                    priority="1",
+                    uri=uri,
+                    dispname="-",
                 )
             )
-        soi.writebytes(HERE / f"{project}.inv", soi.compress(inv.data_file(contract=True)))
+        soi.writebytes(
+            HERE / f"{project}.inv", soi.compress(inv.data_file(contract=True))
+        )
 
 
 if __name__ == "__main__":
