@@ -14,8 +14,8 @@ import sphobjinv as soi
 
 HERE = Path(__file__).parent
 
-# project: (version, [(name, domain:role, relative URI), ...]); "$" in a URI is
-# sphobjinv's shorthand for the name itself.
+# project: (version, [(name, domain:role, relative URI), ...]); every "$" in a URI
+# stands for the name and is expanded before writing.
 INVENTORIES = {
     "python": (
         "3",
@@ -133,6 +133,7 @@ def main():
         inv = soi.Inventory()
         inv.project, inv.version = project, version
         for name, role, uri in entries:
+            uri = uri.replace("$", name)  # expanded here; sphobjinv re-contracts
             domain, role = role.split(":")
             inv.objects.append(
                 soi.DataObjStr(
