@@ -365,9 +365,11 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             out[i] = row
         missing = np.array([i for i in range(n) if i not in found], dtype=int)
         if missing.size:
-            rows = self._embed(images[missing])
-            out[missing] = rows
-            store.put([keys[i] for i in missing], rows)
+
+            def keep(start, rows):  # store batch by batch: an interrupted run keeps
+                store.put([keys[i] for i in missing[start : start + len(rows)]], rows)
+
+            out[missing] = self._embed(images[missing], on_batch=keep)
         return out
 
     def _network(self, device: torch.device) -> nn.Module:
@@ -381,7 +383,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             return compiled
         return net
 
-    def _embed(self, images) -> np.ndarray:
+    def _embed(self, images, on_batch=None) -> np.ndarray:
         device = resolve_device(self.device)
         net = self._network(device)
         batch_size = resolve_batch_size(self.batch_size, device)
@@ -416,6 +418,8 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
                 with autocast(device, self.precision):
                     features = _pool(net(x), self.pooling)
                 out[start : start + n] = features[:n].float().cpu().numpy()
+                if on_batch is not None:
+                    on_batch(start, out[start : start + n])
                 start += n
                 bar.update(n)
         return out

@@ -481,13 +481,14 @@ def normalize_batch(batch: torch.Tensor, preprocessing: Preprocessing) -> torch.
 
 
 def iter_batches(dataset, batch_size: int, *, num_workers: int = 0, pin_memory=False):
-    """Yield collated batches of ``dataset`` in order, decoding ahead of the consumer.
+    """Yield collated batches of ``dataset`` in order.
 
-    With ``num_workers=0`` a background thread prepares the next batches while the
-    caller runs the network on the current one: Pillow releases the GIL while it
-    decodes and resizes, so input preparation overlaps with compute, without the
-    start-up cost of worker processes. ``num_workers > 0`` uses a ``DataLoader``
-    with that many worker processes.
+    ``num_workers=0`` decodes in this process, between forward passes: decoding
+    and resizing a 500x375 JPEG costs about 2 ms against about 12 ms of resnet18
+    compute on two CPU cores, and a decoding thread measured no faster (it
+    competes with torch's threads for the same cores). ``num_workers > 0`` uses a
+    ``DataLoader`` with that many worker processes, which pays off for large
+    photos or slow storage.
     """
     if num_workers > 0:
         yield from torch.utils.data.DataLoader(
@@ -498,49 +499,6 @@ def iter_batches(dataset, batch_size: int, *, num_workers: int = 0, pin_memory=F
         )
         return
     collate = torch.utils.data.default_collate
-
-    def produce():
-        for start in range(0, len(dataset), batch_size):
-            stop = min(start + batch_size, len(dataset))
-            yield collate([dataset[i] for i in range(start, stop)])
-
-    yield from _prefetch(produce(), depth=2)
-
-
-def _prefetch(generator, depth: int):
-    """Run ``generator`` in a thread, ``depth`` items ahead; re-raise errors here."""
-    import queue
-    import threading
-
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def work():
-        try:
-            for item in generator:
-                if stop.is_set():
-                    return
-                items.put((item, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            items.put((None, exc))
-            return
-        items.put((done, None))
-
-    thread = threading.Thread(target=work, daemon=True, name="sktransfer-prefetch")
-    thread.start()
-    try:
-        while True:
-            item, exc = items.get()
-            if exc is not None:
-                raise exc
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                items.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.01)
+    for start in range(0, len(dataset), batch_size):
+        stop = min(start + batch_size, len(dataset))
+        yield collate([dataset[i] for i in range(start, stop)])

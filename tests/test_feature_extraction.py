@@ -22,9 +22,9 @@ def _count_forwards(extractor, monkeypatch):
     calls = []
     original = PretrainedFeatureExtractor._embed
 
-    def counting(self, images):
+    def counting(self, images, **kwargs):
         calls.append(len(images))
-        return original(self, images)
+        return original(self, images, **kwargs)
 
     monkeypatch.setattr(PretrainedFeatureExtractor, "_embed", counting)
     return calls
@@ -312,3 +312,27 @@ def test_nested_lists_of_rows_are_flattened_images(rgb_images):
     ext = _extractor(image_shape=(4, 4, 3)).fit(rows)
     assert ext.n_features_in_ == 48
     np.testing.assert_array_equal(ext.transform(rows), ext.transform(np.asarray(rows)))
+
+
+def test_cache_is_written_batch_by_batch(rgb_images, monkeypatch):
+    """An interrupted transform keeps the embeddings of the batches it finished."""
+    import sktransfer.feature_extraction as fe
+
+    clear_embedding_cache()
+    ext = _extractor(batch_size=4).fit(rgb_images)
+    original = fe._pool
+    seen = []
+
+    def failing_pool(out, pooling):
+        seen.append(len(out))
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return original(out, pooling)
+
+    monkeypatch.setattr(fe, "_pool", failing_pool)
+    with pytest.raises(KeyboardInterrupt):
+        ext.transform(rgb_images)
+    monkeypatch.undo()
+    calls = _count_forwards(None, monkeypatch)
+    ext.transform(rgb_images)
+    assert calls == [8]  # the first batch of 4 was kept

@@ -231,15 +231,3 @@ def test_iter_batches_in_order(rgb_images, num_workers):
     batches = list(iter_batches(ds, 5, num_workers=num_workers))
     assert [len(b[1]) for b in batches] == [5, 5, 2]
     assert torch.cat([b[1] for b in batches]).tolist() == list(range(12))
-
-
-def test_iter_batches_stops_its_thread_when_abandoned(rgb_images):
-    import threading
-
-    from sktransfer.images import iter_batches
-
-    ds = ImageDataset(check_images(rgb_images), PRE)
-    for _ in iter_batches(ds, 1):
-        break
-    alive = [t for t in threading.enumerate() if t.name == "sktransfer-prefetch"]
-    assert all(not t.is_alive() for t in alive)
