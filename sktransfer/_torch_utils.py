@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import io
 
 import torch
+from torch import nn
 
-__all__ = ["autocast", "resolve_batch_size", "resolve_device", "PRECISIONS"]
+__all__ = [
+    "PRECISIONS",
+    "autocast",
+    "module_device",
+    "module_to_cpu",
+    "resolve_batch_size",
+    "resolve_device",
+]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 
@@ -58,3 +67,22 @@ def resolve_batch_size(batch_size, device: torch.device) -> int:
     if batch_size == "auto":
         return 8 if device.type == "cpu" else 64
     return int(batch_size)
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter (the CPU for parameter-free ones)."""
+    return next(module.parameters(), torch.empty(0)).device
+
+
+def module_to_cpu(module: nn.Module, map_location="cpu") -> nn.Module:
+    """Copy a module onto the CPU through ``torch.save`` / ``torch.load``.
+
+    ``map_location`` remaps every storage while loading, so a module trained on
+    a GPU becomes a CPU module without ever being deep-copied on the GPU, and
+    the pickle written afterwards loads on machines without CUDA. The bytes
+    read back are the ones just written here, never a user's file.
+    """
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, map_location=map_location, weights_only=False)

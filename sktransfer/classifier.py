@@ -20,7 +20,6 @@ classification module, e.g. ``module__dropout``), ``optimizer__*``,
 from __future__ import annotations
 
 import copy
-import io
 import math
 import sys
 from dataclasses import replace
@@ -53,7 +52,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
-from ._torch_utils import autocast, resolve_device
+from ._torch_utils import autocast, module_device, module_to_cpu, resolve_device
 from .backbones import _seeded
 from .callbacks import (
     LR_POLICIES,
@@ -92,23 +91,6 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
 
 def _noop(*args, **kwargs):
     pass
-
-
-def _module_device(module: nn.Module) -> torch.device:
-    return next(module.parameters(), torch.empty(0)).device
-
-
-def module_to_cpu(module: nn.Module, map_location="cpu") -> nn.Module:
-    """Copy a module onto the CPU through ``torch.save`` / ``torch.load``.
-
-    ``map_location`` remaps every storage while loading, so a module trained on
-    a GPU becomes a CPU module without ever being deep-copied on the GPU, and
-    the pickle written afterwards loads on machines without CUDA.
-    """
-    buffer = io.BytesIO()
-    torch.save(module, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, map_location=map_location, weights_only=False)
 
 
 class _TransferModule(nn.Module):
@@ -322,7 +304,7 @@ class _FineTuneNet(NeuralNet):
         state["train_split"] = None  # holds the validation data
         state["iterator_train__generator"] = None
         module = state.get("module_")
-        if module is not None and _module_device(module).type != "cpu":
+        if module is not None and module_device(module).type != "cpu":
             state["module_"] = state["module"] = module_to_cpu(module)
             state["optimizer_"] = None  # its moments live on the accelerator
             state["device"] = "cpu"
@@ -885,7 +867,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     def _ready_net(self):
         net = self.net_
         device = resolve_device(self.device)
-        if _module_device(net.module_) != device:
+        if module_device(net.module_) != device:
             net.module_.to(device)
         net.device = str(device)
         return net

@@ -16,7 +16,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
-from ._torch_utils import autocast, resolve_batch_size, resolve_device
+from ._torch_utils import (
+    autocast,
+    module_device,
+    module_to_cpu,
+    resolve_batch_size,
+    resolve_device,
+)
 from .backbones import TIMM_PREFIX
 from .cache import EmbeddingCache
 from .images import ImageDataset, iter_batches, normalize_batch, validate_images
@@ -101,10 +107,6 @@ def _tap(trunk: nn.Module, layer: str | None, source: str) -> nn.Module:
         "Module names come from model.named_modules(); graph node names from "
         "torchvision.models.feature_extraction.get_graph_node_names(model)."
     )
-
-
-def _module_device(net: nn.Module) -> torch.device:
-    return next(net.parameters(), torch.empty(0)).device
 
 
 def _pool(out, pooling: str) -> torch.Tensor:
@@ -374,7 +376,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
 
     def _network(self, device: torch.device) -> nn.Module:
         net = self.backbone_
-        if _module_device(net) != device:
+        if module_device(net) != device:
             net = self.backbone_ = net.to(device)
         if self.compile:
             compiled = getattr(self, "_compiled", None)
@@ -456,7 +458,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_compiled", None)  # compiled graphs do not pickle; rebuilt lazily
         net = state.get("backbone_")
-        if net is not None and _module_device(net).type != "cpu":
+        if net is not None and module_device(net).type != "cpu":
             # Files hold CPU tensors, so they load on machines without a GPU.
-            state["backbone_"] = copy.deepcopy(net).cpu()
+            state["backbone_"] = module_to_cpu(net)
         return state

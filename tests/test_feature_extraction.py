@@ -293,10 +293,10 @@ def test_module_on_accelerator_is_pickled_on_cpu(rgb_images, monkeypatch):
     ext = _extractor().fit(rgb_images)
     ref = ext.transform(rgb_images)
     moved = []
-    monkeypatch.setattr(fe, "_module_device", lambda net: torch.device("cuda"))
-    original_cpu = torch.nn.Module.cpu
+    monkeypatch.setattr(fe, "module_device", lambda net: torch.device("cuda"))
+    original_to_cpu = fe.module_to_cpu
     monkeypatch.setattr(
-        torch.nn.Module, "cpu", lambda self: moved.append(self) or original_cpu(self)
+        fe, "module_to_cpu", lambda net: moved.append(net) or original_to_cpu(net)
     )
     state = ext.__getstate__()
     assert (
