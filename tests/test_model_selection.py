@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import sklearn
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -129,7 +130,8 @@ def test_grid_search_with_splitter_and_scorer(routing):
     with sklearn.config_context(enable_metadata_routing=routing):
         search = GridSearchCV(
             ImportanceWeightedClassifier(
-                LogisticRegression(), weighter=DiscriminativeWeighter(cv=3)
+                LogisticRegression(),
+                weighter=DiscriminativeWeighter(cv=3, random_state=0),
             ),
             {"estimator__C": [0.01, 1.0]},
             cv=SourceValidationKFold(3),
@@ -144,18 +146,27 @@ def test_grid_search_with_splitter_and_scorer(routing):
 def test_scorer_with_routing_filters_targets_from_plain_kfold():
     # Routing on: a plain KFold puts target rows in validation folds, and the
     # scorer, which requests sample_domain, drops them instead of scoring -1s.
+    # Each fold's score must equal the score on that fold's source rows alone.
     X, y, domain = covariate_shift(200, 200)
     y = np.where(domain > 0, y, -1)
+    model = ImportanceWeightedClassifier(
+        LogisticRegression(), weighter=DiscriminativeWeighter(random_state=0)
+    )
+    cv = KFold(4, shuffle=True, random_state=0)
+    scorer = ImportanceWeightedScorer()
     with sklearn.config_context(enable_metadata_routing=True):
         scores = cross_val_score(
-            ImportanceWeightedClassifier(LogisticRegression()),
-            X,
-            y,
-            cv=KFold(4, shuffle=True, random_state=0),
-            scoring=ImportanceWeightedScorer(),
-            params={"sample_domain": domain},
+            model, X, y, cv=cv, scoring=scorer, params={"sample_domain": domain}
         )
-    assert np.all(scores > 0.4)
+        expected = []
+        for train, test in cv.split(X):
+            fitted = clone(model).fit(X[train], y[train], sample_domain=domain[train])
+            source = test[domain[test] > 0]
+            expected.append(scorer(fitted, X[source], y[source]))
+    np.testing.assert_allclose(scores, expected)
+    # Had the -1 labels of target rows been scored, every fold would lose
+    # about half its accuracy.
+    assert np.all(scores > 0.3)
 
 
 def test_scorer_repr():

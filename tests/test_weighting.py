@@ -451,7 +451,7 @@ def test_meta_estimator_in_cv_tools_without_global_changes(routing):
     assert sklearn.get_config()["enable_metadata_routing"] is False
     with sklearn.config_context(enable_metadata_routing=routing):
         model = ImportanceWeightedClassifier(
-            LogisticRegression(), weighter=DiscriminativeWeighter(cv=3)
+            LogisticRegression(), weighter=DiscriminativeWeighter(cv=3, random_state=0)
         )
         scores = cross_val_score(model, X, y, cv=3, params={"sample_domain": domain})
         assert scores.shape == (3,)
