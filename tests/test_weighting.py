@@ -65,17 +65,18 @@ def fit_quiet(weighter, X, domain):
 
 # Rank correlation with the analytic ratio. An inverted estimator (skada's
 # DiscriminatorReweight) scores -1 here. KMM matches kernel means rather than
-# estimating the ratio, so its bar is lower (see the user guide).
+# estimating the ratio, so its bar is lower (see the user guide). Bars sit
+# below the lowest of 5 data seeds (5-D: 0.979 / 0.908 / 0.773).
 @pytest.mark.parametrize(
     "method, shift, min_rho",
     [
-        ("discriminative", [1.0], 0.98),
-        ("kliep", [1.0], 0.95),
+        ("discriminative", [1.0], 0.99),
+        ("kliep", [1.0], 0.97),
         ("ulsif", [1.0], 0.95),
         ("kmm", [1.0], 0.9),
-        ("discriminative", [1.0, 0.5, 0, 0, 0], 0.95),
-        ("kliep", [1.0, 0.5, 0, 0, 0], 0.75),
-        ("ulsif", [1.0, 0.5, 0, 0, 0], 0.75),
+        ("discriminative", [1.0, 0.5, 0, 0, 0], 0.97),
+        ("kliep", [1.0, 0.5, 0, 0, 0], 0.88),
+        ("ulsif", [1.0, 0.5, 0, 0, 0], 0.76),
         ("kmm", [1.0, 0.5, 0, 0, 0], 0.6),
     ],
 )
@@ -153,6 +154,39 @@ def test_kliep_width_selection_on_a_subsample(monkeypatch):
     assert spearmanr(weighter.weights_[domain > 0], true)[0] >= 0.9
 
 
+@pytest.mark.parametrize("cls", [KLIEPWeighter, ULSIFWeighter])
+def test_width_selection_never_scores_a_model_on_its_own_centres(cls, monkeypatch):
+    # Each target row is held out once; a centre must leave the model of the
+    # fold that holds it out (else narrow kernels win the selection).
+    spy_columns = []
+    if cls is KLIEPWeighter:
+        solve = KLIEPWeighter._solve_kliep
+
+        def spy(self, K_t, b, start=None, exclude=None):
+            spy_columns.append(set() if exclude is None else set(exclude.tolist()))
+            return solve(self, K_t, b, start=start, exclude=exclude)
+
+        monkeypatch.setattr(KLIEPWeighter, "_solve_kliep", spy)
+    else:
+        eigh = np.linalg.eigh
+
+        def spy(H):
+            spy_columns.append(H.shape[0])
+            return eigh(H)
+
+        monkeypatch.setattr(weighting.np.linalg, "eigh", spy)
+    X, domain, _ = gaussian_shift(60, 60, np.array([1.0]))
+    weighter = fit_quiet(cls(n_centers=60, cv=3, random_state=0), X, domain)
+    # Every target row is a centre here: each fold drops a third of them.
+    if cls is KLIEPWeighter:
+        cv_fits = [cols for cols in spy_columns if cols]
+        assert cv_fits and all(len(cols) == 20 for cols in cv_fits)
+        assert set().union(*cv_fits[:3]) == set(range(60))
+    else:
+        assert spy_columns and all(n == 40 for n in spy_columns)
+    assert weighter.alpha_.shape == (60,)
+
+
 def test_sq_distances_blockwise_match_sklearn(monkeypatch):
     monkeypatch.setattr(weighting, "_CHUNK_ROWS", 7)
     rng = np.random.RandomState(0)
@@ -215,6 +249,27 @@ def test_discriminative_is_cross_fitted():
         )
         asked |= set(model.asked_)
     assert asked == {tuple(row) for row in X}
+
+
+def test_discriminative_default_regularisation_in_high_dimension():
+    # 300 features, 300 rows per domain, shift along one: a fixed C=1
+    # separates the domains by noise (extreme odds, tiny effective sample
+    # size); the cross-validated C keeps the weights usable.
+    shift = np.r_[1.0, np.zeros(299)]
+    X, domain, true = gaussian_shift(300, 300, shift)
+    weighter = fit_quiet(DiscriminativeWeighter(random_state=0), X, domain)
+    assert all(model.scoring == "neg_log_loss" for model in weighter.estimators_)
+    assert all(np.ravel(model.C_)[0] < 1 for model in weighter.estimators_)
+    assert weighter.effective_sample_size_ratio_ > 0.3  # 0.56; C=1: 0.04
+    assert spearmanr(weighter.weights_[domain > 0], true)[0] > 0.4  # 0.49
+    fixed = fit_quiet(
+        DiscriminativeWeighter(
+            estimator=LogisticRegression(max_iter=1000), random_state=0
+        ),
+        X,
+        domain,
+    )
+    assert fixed.effective_sample_size_ratio_ < weighter.effective_sample_size_ratio_
 
 
 def test_discriminative_flexible_estimator_and_calibration():
