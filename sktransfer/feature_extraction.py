@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
 from ._torch_utils import (
     autocast,
+    fold_batch_norms,
     module_device,
     module_to_cpu,
     resolve_batch_size,
@@ -328,6 +329,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             ).encode()
         ).hexdigest()[:32]
         self.n_features_out_ = self._output_width(backbone, net, device)
+        self._network(device)  # build the inference copy now, not in transform
         return self
 
     def _output_width(self, backbone, net: nn.Module, device: torch.device) -> int:
@@ -378,6 +380,19 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         net = self.backbone_
         if module_device(net) != device:
             net = self.backbone_ = net.to(device)
+        # Inference copy with BatchNorm folded into convolutions, built once per
+        # network (never pickled); backbone_ itself is left as loaded.
+        folded = getattr(self, "_folded", None)
+        if folded is None or folded[0] is not net or module_device(folded[1]) != device:
+            if isinstance(net, _LayerTap):
+                fast = _LayerTap(
+                    fold_batch_norms(net.trunk, keep=(net.layer,)), net.layer
+                )
+            else:
+                fast = fold_batch_norms(net)
+            folded = self._folded = (net, fast)
+            self.__dict__.pop("_compiled", None)
+        net = folded[1]
         if self.compile:
             compiled = getattr(self, "_compiled", None)
             if compiled is None:
@@ -457,6 +472,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_compiled", None)  # compiled graphs do not pickle; rebuilt lazily
+        state.pop("_folded", None)  # the inference copy is rebuilt from backbone_
         net = state.get("backbone_")
         if net is not None and module_device(net).type != "cpu":
             # Files hold CPU tensors, so they load on machines without a GPU.
