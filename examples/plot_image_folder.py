@@ -62,15 +62,18 @@ probe = make_pipeline(
 )
 C_grid = [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1]
 search = GridSearchCV(probe, {"logisticregression__C": C_grid})
-start = time.perf_counter()
-search.fit(train_paths, y_train)
-results = {
-    "fixed feature extractor": (
-        search.score(val_paths, y_val),
-        time.perf_counter() - start,
-        search.predict(val_paths),
-    )
-}
+results = {}
+
+
+def evaluate(name, model):
+    """Fit on the training folder; keep validation accuracy, seconds, predictions."""
+    start = time.perf_counter()
+    model.fit(train_paths, y_train)
+    seconds = time.perf_counter() - start
+    results[name] = (model.score(val_paths, y_val), seconds, model.predict(val_paths))
+
+
+evaluate("fixed feature extractor", search)
 print("best C:", search.best_params_["logisticregression__C"])
 
 # %%
@@ -82,13 +85,7 @@ print("best C:", search.best_params_["logisticregression__C"])
 clf = FineTunedClassifier(
     **backbone, freeze=2, max_epochs=6, batch_size=16, random_state=0, progress=False
 )
-start = time.perf_counter()
-clf.fit(train_paths, y_train)
-results["fine-tuned (top 2 groups)"] = (
-    clf.score(val_paths, y_val),
-    time.perf_counter() - start,
-    clf.predict(val_paths),
-)
+evaluate("fine-tuned (top 2 groups)", clf)
 
 # %%
 # The same network with random weights
@@ -99,13 +96,7 @@ random_features = search.best_estimator_.set_params(
     pretrainedfeatureextractor__weights=None,
     pretrainedfeatureextractor__random_state=0,
 )
-start = time.perf_counter()
-random_features.fit(train_paths, y_train)
-results["random-init features"] = (
-    random_features.score(val_paths, y_val),
-    time.perf_counter() - start,
-    random_features.predict(val_paths),
-)
+evaluate("random-init features", random_features)
 
 print(f"{'model':<26} {'val accuracy':>12} {'seconds':>8}")
 for name, (accuracy, seconds, _) in results.items():

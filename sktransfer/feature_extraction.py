@@ -110,6 +110,17 @@ def _tap(trunk: nn.Module, layer: str | None, source: str) -> nn.Module:
     )
 
 
+def _inference_copy(net: nn.Module) -> nn.Module:
+    """``net`` with BatchNorm folded (see ``fold_batch_norms``).
+
+    A module tap's own layer keeps its raw output: a tapped convolution is
+    never merged with the BatchNorm after it.
+    """
+    if isinstance(net, _LayerTap):
+        return _LayerTap(fold_batch_norms(net.trunk, keep=(net.layer,)), net.layer)
+    return fold_batch_norms(net)
+
+
 def _pool(out, pooling: str) -> torch.Tensor:
     if isinstance(out, (tuple, list)):
         out = out[0]
@@ -384,13 +395,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         # network (never pickled); backbone_ itself is left as loaded.
         folded = getattr(self, "_folded", None)
         if folded is None or folded[0] is not net or module_device(folded[1]) != device:
-            if isinstance(net, _LayerTap):
-                fast = _LayerTap(
-                    fold_batch_norms(net.trunk, keep=(net.layer,)), net.layer
-                )
-            else:
-                fast = fold_batch_norms(net)
-            folded = self._folded = (net, fast)
+            folded = self._folded = (net, _inference_copy(net))
             self.__dict__.pop("_compiled", None)
         net = folded[1]
         if self.compile:
