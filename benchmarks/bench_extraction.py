@@ -10,7 +10,8 @@ cut from the photos that ship with scikit-learn and scikit-image):
 
 (a1) the network's forward pass alone on preloaded tensors, float32, batch 32;
 (a2) the best forward-only float32 configuration (batch size x memory format);
-(b)  sktransfer end to end from file paths, float32 default;
+(b)  sktransfer end to end from file paths, float32 default (two streams: one
+     batch decodes while the other runs; b2 runs one batch at a time);
 (c)  sktransfer end to end with precision="bfloat16" (+ error against float32);
 (d)  the classic PyTorch transfer-learning tutorial's loop: PIL + transforms per
      image, batch 4, gradients not disabled;
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from threadpoolctl import threadpool_info, threadpool_limits
 
 RESULTS = Path(__file__).parent / "results"
 N_PHOTOS = 6
@@ -183,6 +185,12 @@ def grid_search_cost(paths, labels):
     head_only, _ = timed(
         lambda: GridSearchCV(downstream(), grid, cv=5).fit(features, labels)
     )
+    # OpenBLAS's threads spin at barriers: on a 2-core machine shared with any
+    # other busy process these small fits crawl. One BLAS thread shows how much.
+    with threadpool_limits(1, user_api="blas"):
+        head_only_1, _ = timed(
+            lambda: GridSearchCV(downstream(), grid, cv=5).fit(features, labels)
+        )
     clear_embedding_cache()
     embedded = []
     original = fe.PretrainedFeatureExtractor._embed
@@ -202,7 +210,7 @@ def grid_search_cost(paths, labels):
         total, _ = timed(lambda: GridSearchCV(pipe, grid, cv=5).fit(paths, labels))
     finally:
         fe.PretrainedFeatureExtractor._embed = original
-    return one_pass, total, head_only, sum(embedded)
+    return one_pass, total, head_only, head_only_1, sum(embedded)
 
 
 def main():
@@ -255,6 +263,11 @@ def main():
         lambda: extractor(num_workers=1).fit(paths[:1]).transform(paths), repeat=2
     )
     record("b1", "sktransfer from files, float32, num_workers=1", t)
+    t, emb_serial = timed(
+        lambda: extractor(streams=1).fit(paths[:1]).transform(paths), repeat=2
+    )
+    record("b2", "sktransfer from files, float32, streams=1 (one at a time)", t)
+    streams_equal = bool(np.array_equal(emb_serial, emb32))
     t, emb16 = timed(
         lambda: extractor(precision="bfloat16").fit(paths[:1]).transform(paths),
         repeat=2,
@@ -293,7 +306,7 @@ def main():
     mem_small = peak_memory_mb(all_paths[:small])
     mem_large = peak_memory_mb(all_paths[:large])
     labels = np.arange(n) % N_PHOTOS  # which photo each file was cut from
-    one_pass, grid, head_only, n_embedded = grid_search_cost(paths, labels)
+    one_pass, grid, head_only, head_only_1, n_embedded = grid_search_cost(paths, labels)
 
     a1, a2 = rows["a1"]["img_per_s"], rows["a2"]["img_per_s"]
     b, c, d = rows["b"]["img_per_s"], rows["c"]["img_per_s"], rows["d"]["img_per_s"]
@@ -307,6 +320,8 @@ def main():
         f"resnet18, 224 px, {n} JPEG files 500x375, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
+    pools = sorted({(p["internal_api"], p["num_threads"]) for p in threadpool_info()})
+    print("thread pools: " + ", ".join(f"{api} {n}" for api, n in pools))
     print(f"{'':4} {'configuration':<58} {'img/s':>7} {'x a1':>6}")
     for key, row in rows.items():
         print(
@@ -323,7 +338,8 @@ def main():
     )
     print(
         f"float32 embeddings vs the plain loop (same weights, PIL vs torchvision resize): "
-        f"max abs diff / max {consistency:.2e}"
+        f"max abs diff / max {consistency:.2e}; streams=2 vs streams=1 identical: "
+        f"{streams_equal}"
     )
     print(
         f"peak RSS: {small} images {mem_small:.0f} MB, {large} images {mem_large:.0f} MB, "
@@ -339,8 +355,9 @@ def main():
     print(
         f"  images embedded during the search: {n_embedded} of {n} (21 fits "
         f"without the cache: {21 * n}); the same search on precomputed features "
-        f"alone takes {head_only:.1f} s, so the search costs one pass plus the "
-        f"downstream fits: {(grid - head_only) / one_pass:.2f}x a pass beyond them"
+        f"alone takes {head_only:.1f} s ({head_only_1:.1f} s with one BLAS thread), "
+        f"so the search costs {(grid - head_only) / one_pass:.2f}x a pass beyond "
+        "the downstream fits"
     )
     if "e" in rows:
         print(
@@ -360,6 +377,7 @@ def main():
             "one_pass_seconds": one_pass,
             "ratio": grid / one_pass,
             "downstream_only_seconds": head_only,
+            "downstream_only_seconds_one_blas_thread": head_only_1,
             "images_embedded": n_embedded,
         },
     }

@@ -5,18 +5,23 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import queue
+import threading
 
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 __all__ = [
     "PRECISIONS",
     "autocast",
     "fold_batch_norms",
+    "map_streams",
     "module_device",
     "module_to_cpu",
     "resolve_batch_size",
     "resolve_device",
+    "resolve_streams",
 ]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -69,6 +74,84 @@ def resolve_batch_size(batch_size, device: torch.device) -> int:
     if batch_size == "auto":
         return 8 if device.type == "cpu" else 64
     return int(batch_size)
+
+
+def resolve_streams(streams, device: torch.device) -> int:
+    """Number of concurrent inference streams (see :func:`map_streams`).
+
+    ``"auto"`` is 2 on a CPU running torch with at least 2 intra-op threads,
+    else 1 (a GPU already overlaps with the host: it queues work asynchronously).
+    """
+    if streams != "auto":
+        return int(streams)
+    return 2 if device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+
+
+def map_streams(fn, items, streams: int):
+    """Yield ``fn(item)`` for each of ``items``, in order, from ``streams`` threads.
+
+    Stream ``k`` computes items ``k, k + streams, ...`` with
+    ``torch.get_num_threads() // streams`` intra-op threads (the calling
+    thread's count, shared out, so the process never runs more threads than
+    torch was set to). Work that is serial or memory-bound in one stream --
+    decoding images, small layers -- then overlaps with another stream's
+    compute instead of idling the other cores; each result is the same as in
+    one stream. Grad mode and autocast are per thread: ``fn`` sets them.
+
+    An exception in a stream is raised here, at the position of the item that
+    raised it; stopping early (an error, ``KeyboardInterrupt``, closing the
+    generator) lets each stream finish its current item, then joins it. One
+    stream, or a single item, runs in the calling thread.
+    """
+    items = list(items)
+    streams = max(1, min(int(streams), len(items)))
+    if streams == 1:
+        for item in items:
+            yield fn(item)
+        return
+    threads_each = max(1, torch.get_num_threads() // streams)
+    stop = threading.Event()
+    # Two results in flight per stream: memory stays bounded if this loop lags.
+    results = [queue.Queue(maxsize=2) for _ in range(streams)]
+
+    def put(k, entry):
+        while not stop.is_set():
+            try:
+                results[k].put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work(k):
+        try:
+            # torch sets a new thread's OpenMP thread count at its first
+            # parallel op; trigger that first, or it would undo the limit.
+            torch.get_num_threads()
+            with threadpool_limits(threads_each, user_api="openmp"):
+                for item in items[k::streams]:
+                    if stop.is_set() or not put(k, (True, fn(item))):
+                        return
+        except BaseException as exc:  # re-raised in the caller's thread
+            put(k, (False, exc))
+
+    threads = [
+        threading.Thread(target=work, args=(k,), name=f"sktransfer-stream-{k}")
+        for k in range(streams)
+    ]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    try:
+        for position in range(len(items)):
+            ok, value = results[position % streams].get()
+            if not ok:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def fold_batch_norms(module: nn.Module, keep=()) -> nn.Module:

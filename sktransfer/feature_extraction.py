@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import weakref
 from numbers import Integral
 
 import numpy as np
@@ -23,10 +24,11 @@ from ._torch_utils import (
     module_to_cpu,
     resolve_batch_size,
     resolve_device,
+    resolve_streams,
 )
 from .backbones import TIMM_PREFIX
 from .cache import EmbeddingCache
-from .images import ImageDataset, iter_batches, normalize_batch, validate_images
+from .images import ImageDataset, map_batches, normalize_batch, validate_images
 
 __all__ = ["PretrainedFeatureExtractor"]
 
@@ -110,15 +112,27 @@ def _tap(trunk: nn.Module, layer: str | None, source: str) -> nn.Module:
     )
 
 
+# Inference copies by network and layer. String models share one memoised,
+# frozen trunk (see _params.cached_backbone), so the clones that GridSearchCV
+# and cross_val_score fit share its folded copy too instead of re-tracing it.
+_INFERENCE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _inference_copy(net: nn.Module) -> nn.Module:
-    """``net`` with BatchNorm folded (see ``fold_batch_norms``).
+    """``net`` with BatchNorm folded (see ``fold_batch_norms``), memoised.
 
     A module tap's own layer keeps its raw output: a tapped convolution is
     never merged with the BatchNorm after it.
     """
-    if isinstance(net, _LayerTap):
-        return _LayerTap(fold_batch_norms(net.trunk, keep=(net.layer,)), net.layer)
-    return fold_batch_norms(net)
+    trunk, layer = (net.trunk, net.layer) if isinstance(net, _LayerTap) else (net, None)
+    copies = _INFERENCE_COPIES.setdefault(trunk, {})
+    if layer not in copies:
+        folded = fold_batch_norms(trunk, keep=() if layer is None else (layer,))
+        # None when nothing folds: a value holding its own key would never let
+        # the weak entry go.
+        copies[layer] = None if folded is trunk else folded
+    folded = copies[layer] or trunk
+    return folded if layer is None else _LayerTap(folded, layer)
 
 
 def _pool(out, pooling: str) -> torch.Tensor:
@@ -191,6 +205,14 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         ``"auto"`` uses CUDA when available, else the CPU.
     num_workers : int, default=0
         DataLoader worker processes decoding images; 0 decodes in this process.
+    streams : int or "auto", default="auto"
+        Batches in flight at once when ``num_workers=0``, each decoded and run
+        by its own thread with an equal share of torch's intra-op threads, so
+        that decoding one batch overlaps the forward pass of another. ``"auto"``
+        is 2 on a CPU with at least 2 torch threads (about 1.1-1.3x faster for
+        convolutional networks here) and 1 on GPUs; use 1 to run batches one
+        after another. Embeddings do not depend on it. ``compile=True`` and
+        ``num_workers > 0`` run one stream.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         ``"bfloat16"`` runs under autocast: often 1.5-2x faster on recent CPUs
         and GPUs, with embeddings within about 1% of float32. ``"float16"`` is
@@ -247,6 +269,10 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
+        "streams": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "compile": ["boolean"],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "cache": ["boolean"],
@@ -266,6 +292,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         batch_size="auto",
         device="auto",
         num_workers=0,
+        streams="auto",
         precision="float32",
         compile=False,
         memory=None,
@@ -284,6 +311,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.num_workers = num_workers
+        self.streams = streams
         self.precision = precision
         self.compile = compile
         self.memory = memory
@@ -409,10 +437,27 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         device = resolve_device(self.device)
         net = self._network(device)
         batch_size = resolve_batch_size(self.batch_size, device)
-        batches = iter_batches(
+        # Compiled graphs stay in one thread (and one static batch shape).
+        streams = 1 if self.compile else resolve_streams(self.streams, device)
+
+        def embed(batch):  # runs in a stream's thread: set its own modes
+            n = batch.shape[0]
+            x = normalize_batch(
+                batch.to(device, non_blocking=True), self.preprocessing_
+            )
+            if self.compile and n < batch_size:  # keep shapes static
+                x = torch.cat([x, x.new_zeros((batch_size - n, *x.shape[1:]))])
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), autocast(device, self.precision):
+                features = _pool(net(x), self.pooling)
+            return features[:n].float().cpu().numpy()
+
+        results = map_batches(
+            embed,
             ImageDataset(images, self.preprocessing_),
             batch_size,
             num_workers=self.num_workers,
+            streams=streams,
             pin_memory=device.type == "cuda",
         )
         out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
@@ -425,21 +470,10 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             leave=False,
         )
         start = 0
-        with torch.inference_mode(), bar:
-            for batch in batches:
-                n = batch.shape[0]
-                x = normalize_batch(
-                    batch.to(device, non_blocking=True), self.preprocessing_
-                )
-                x = x.contiguous(memory_format=torch.channels_last)
-                if self.compile and n < batch_size:  # keep shapes static
-                    pad = x.new_zeros((batch_size - n, *x.shape[1:]))
-                    x = torch.cat([x, pad]).contiguous(
-                        memory_format=torch.channels_last
-                    )
-                with autocast(device, self.precision):
-                    features = _pool(net(x), self.pooling)
-                out[start : start + n] = features[:n].float().cpu().numpy()
+        with bar:
+            for rows in results:
+                n = rows.shape[0]
+                out[start : start + n] = rows
                 if on_batch is not None:
                     on_batch(start, out[start : start + n])
                 start += n

@@ -144,6 +144,48 @@ def test_batch_size_and_workers_do_not_change_results(image_files):
     np.testing.assert_allclose(ref, other, atol=1e-5)
 
 
+@pytest.mark.parametrize("streams", [2, 3])
+def test_streams_do_not_change_results(image_files, rgb_images, streams):
+    for X in (image_files * 3, rgb_images):
+        ref = _extractor(cache=False, batch_size=2, streams=1).fit_transform(X)
+        other = _extractor(cache=False, batch_size=2, streams=streams).fit_transform(X)
+        np.testing.assert_array_equal(ref, other)
+
+
+def test_streams_report_an_unreadable_file_by_name(image_files, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nonsense")
+    ext = _extractor(batch_size=2, streams=2).fit(image_files)
+    with pytest.raises(
+        ValueError, match=r"Could not read image '.*bad\.jpg' \(index 6\)"
+    ):
+        ext.transform([*image_files, str(bad), *image_files])
+
+
+def test_clones_share_the_inference_copy_and_release_it(rgb_images):
+    import gc
+    import weakref
+
+    from sklearn.base import clone
+
+    import sktransfer.feature_extraction as fe
+
+    cpu = torch.device("cpu")
+    a = PretrainedFeatureExtractor(
+        "resnet18", weights=None, image_size=32, random_state=0, progress=False
+    ).fit(rgb_images)
+    b = clone(a).fit(rgb_images)  # what GridSearchCV does for every candidate
+    assert a._network(cpu) is b._network(cpu)  # folded once, not per clone
+    assert not isinstance(a._network(cpu).bn1, torch.nn.BatchNorm2d)
+    # A user's module is deep-copied per fit: its copy goes with the estimator.
+    ext = _extractor().fit(rgb_images)
+    assert ext.backbone_ in fe._INFERENCE_COPIES
+    trunk = weakref.ref(ext.backbone_)
+    del ext
+    gc.collect()
+    assert trunk() is None  # the memo does not keep it alive
+
+
 def test_set_output_pandas(rgb_images):
     out = _extractor().set_output(transform="pandas").fit_transform(rgb_images)
     assert isinstance(out, pd.DataFrame) and list(out.columns[:1]) == ["tinycnn_0"]
@@ -258,6 +300,8 @@ def test_grid_search_with_two_jobs(rgb_images, tmp_path):
             "pooling='cls' takes the class token",
         ),
         (dict(memory=42), ValueError, "The 'memory' parameter"),
+        (dict(streams=0), ValueError, "The 'streams' parameter"),
+        (dict(streams="many"), ValueError, "The 'streams' parameter"),
     ],
 )
 def test_bad_parameters(rgb_images, params, error, match):
@@ -319,7 +363,8 @@ def test_cache_is_written_batch_by_batch(rgb_images, monkeypatch):
     import sktransfer.feature_extraction as fe
 
     clear_embedding_cache()
-    ext = _extractor(batch_size=4).fit(rgb_images)
+    # One stream: batches finish in order, so the second one is the one cut.
+    ext = _extractor(batch_size=4, streams=1).fit(rgb_images)
     original = fe._pool
     seen = []
 

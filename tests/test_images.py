@@ -223,11 +223,48 @@ def test_bad_types(X, match):
         check_images(X)
 
 
-@pytest.mark.parametrize("num_workers", [0, 1])
-def test_iter_batches_in_order(rgb_images, num_workers):
-    from sktransfer.images import iter_batches
+@pytest.mark.parametrize("num_workers, streams", [(0, 1), (0, 2), (0, 3), (1, 2)])
+def test_map_batches_in_order_channels_last(rgb_images, num_workers, streams):
+    from sktransfer.images import map_batches
 
-    ds = ImageDataset(check_images(rgb_images), PRE, targets=np.arange(12))
-    batches = list(iter_batches(ds, 5, num_workers=num_workers))
-    assert [len(b[1]) for b in batches] == [5, 5, 2]
-    assert torch.cat([b[1] for b in batches]).tolist() == list(range(12))
+    ds = ImageDataset(check_images(list(rgb_images)), PRE)
+    batches = list(
+        map_batches(lambda b: b, ds, 5, num_workers=num_workers, streams=streams)
+    )
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert all(b.is_contiguous(memory_format=torch.channels_last) for b in batches)
+    expected = torch.stack([ds[i] for i in range(12)])
+    assert torch.equal(torch.cat(batches), expected)
+
+
+def test_collate_channels_last_of_decoded_and_float_images(rgb_images):
+    from sktransfer.images import collate_channels_last
+
+    pil = ImageDataset(check_images([Image.fromarray(a) for a in rgb_images[:2]]), PRE)
+    arrays = ImageDataset(check_images(rgb_images[:2]), PRE)
+    for ds in (pil, arrays):
+        items = [ds[0], ds[1]]
+        batch = collate_channels_last(items)
+        assert batch.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(batch, torch.stack(items))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_normalize_batch_matches_formula_and_keeps_layout(dtype, channels_last):
+    from sktransfer.images import normalize_batch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (2, 3, 5, 4), generator=gen).to(dtype)
+    if dtype == torch.float32:
+        x = x / 255
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    out = normalize_batch(x, PRE)
+    scale = 255.0 if dtype == torch.uint8 else 1.0
+    mean = torch.tensor(PRE.mean).view(1, 3, 1, 1)
+    std = torch.tensor(PRE.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(out, (x.float() / scale - mean) / std)
+    assert out.dtype == torch.float32 and torch.equal(x, before)  # input untouched
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last

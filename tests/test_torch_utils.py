@@ -1,11 +1,14 @@
-"""Tests of the shared torch helpers: BatchNorm folding for inference."""
+"""Tests of the shared torch helpers: BatchNorm folding, inference streams."""
 
+import threading
+
+import pytest
 import torch
 from torch import nn
 from torchvision.models import resnet18
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer._torch_utils import fold_batch_norms
+from sktransfer._torch_utils import fold_batch_norms, map_streams, resolve_streams
 
 
 def _trained_resnet():
@@ -92,3 +95,58 @@ def test_extractor_tapping_a_convolution_gets_its_raw_output(rgb_images):
         got = ext._network(torch.device("cpu"))(x).mean(dim=(2, 3))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert isinstance(ext._network(torch.device("cpu")).trunk.bn1, nn.Identity)
+
+
+def _stream_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("sktransfer-stream")]
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3])
+def test_map_streams_in_order_with_a_share_of_the_threads(streams):
+    main_threads = torch.get_num_threads()
+
+    def fn(i):
+        # Parallel work first: torch's lazy per-thread set-up must not undo the
+        # stream's thread limit.
+        torch.ones(256, 256).sum()
+        return i * i, torch.get_num_threads(), threading.current_thread().name
+
+    out = list(map_streams(fn, range(7), streams))
+    assert [r[0] for r in out] == [i * i for i in range(7)]
+    if streams == 1:
+        assert {r[2] for r in out} == {threading.current_thread().name}
+        assert {r[1] for r in out} == {main_threads}
+    else:
+        assert {r[1] for r in out} == {max(1, main_threads // streams)}
+        assert len({r[2] for r in out}) == streams
+    assert torch.get_num_threads() == main_threads
+    assert not _stream_threads()
+
+
+def test_map_streams_raises_in_order_and_joins_its_threads():
+    def fn(i):
+        if i == 3:
+            raise ValueError("item 3 is bad")
+        return i
+
+    seen = []
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        for value in map_streams(fn, range(8), 2):
+            seen.append(value)
+    assert seen == [0, 1, 2]  # everything before the bad item, nothing after
+    assert not _stream_threads()
+
+
+def test_map_streams_closed_early_stops_its_threads():
+    results = map_streams(lambda i: i, range(100), 2)
+    assert next(results) == 0
+    results.close()
+    assert not _stream_threads()
+
+
+def test_resolve_streams():
+    cpu = torch.device("cpu")
+    assert resolve_streams(3, cpu) == 3
+    assert resolve_streams("auto", torch.device("cuda")) == 1
+    expected = 2 if torch.get_num_threads() >= 2 else 1
+    assert resolve_streams("auto", cpu) == expected
