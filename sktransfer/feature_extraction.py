@@ -218,8 +218,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         and GPUs, with embeddings within about 1% of float32. ``"float16"`` is
         for CUDA only.
     compile : bool, default=False
-        Compile the network with ``torch.compile`` at the first transform. Pays
-        off only for large inputs (compilation takes tens of seconds).
+        Compile the network with ``torch.compile`` at the first transform
+        (which then takes tens of seconds) and run one stream. On a 2-core CPU
+        the default two eager streams were faster; see the user guide.
     memory : None, str, path-like or joblib.Memory, default=None
         Directory of an on-disk embedding cache shared across processes and
         sessions (needed for the cache to help with ``n_jobs > 1``).
