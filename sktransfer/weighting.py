@@ -19,6 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import logsumexp
 from scipy.stats import rankdata
 from sklearn.base import (
     BaseEstimator,
@@ -69,6 +70,12 @@ _PROBA_EPS = 1e-6
 # Kernel widths tried around the median heuristic by the cross-validated methods.
 _GAMMA_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 _ULSIF_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+# L2 penalties tried for models with linear features (KLIEP's log-linear
+# model, uLSIF's linear+rbf basis): many features need strong penalties.
+_LINEAR_BASIS_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+# Log-ratios are capped here before exp (far outside the data a log-linear
+# ratio can exceed float range).
+_MAX_LOG_RATIO = 700.0
 # Inverse regularisation strengths of the default domain classifier.
 _DISCRIMINATIVE_CS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 # scikit-learn >= 1.8 warns (FutureWarning) unless the L2 penalty and the new
@@ -80,7 +87,7 @@ _LOGISTIC_CV_MODERN = (
 )
 # Rows used for the median heuristic: a bounded, random subsample.
 _MEDIAN_SUBSAMPLE = 1000
-# Target rows used by KLIEP's width cross-validation (a random subsample when
+# Rows per domain used by KLIEP's cross-validation (a random subsample when
 # there are more): the selection needs the shape of the likelihood curve, not
 # every row, and its cost is then independent of n.
 _KLIEP_CV_ROWS = 2000
@@ -584,14 +591,140 @@ class DiscriminativeWeighter(_BaseWeighter):
         return np.mean(ratios, axis=0)
 
 
+class _Basis:
+    """Basis functions ``[1], (x - mean) / scale, k(x, c_1), ...`` of some rows.
+
+    The linear features are applied through ``X`` itself (``X=None``: none),
+    never through a standardised copy; ``K`` holds the kernel columns
+    (``None``: none). Columns are ordered constant, linear, kernels;
+    ``n_linear`` counts the first two groups.
+    """
+
+    def __init__(self, X, K, mean=0.0, scale=1.0, constant=False):
+        self.X, self.K, self.mean, self.scale = X, K, mean, scale
+        self.constant = constant
+        self.n_linear = int(constant) + (0 if X is None else X.shape[1])
+
+    @property
+    def n_rows(self):
+        return (self.X if self.X is not None else self.K).shape[0]
+
+    @property
+    def n_columns(self):
+        return self.n_linear + (0 if self.K is None else self.K.shape[1])
+
+    def take(self, rows):
+        def pick(A):
+            return None if A is None else A[rows]
+
+        return _Basis(pick(self.X), pick(self.K), self.mean, self.scale, self.constant)
+
+    def dot(self, theta):
+        """``Phi @ theta``."""
+        out = np.full(self.n_rows, theta[0] if self.constant else 0.0)
+        if self.X is not None:
+            w = theta[int(self.constant) : self.n_linear] / self.scale
+            out += self.X @ w - self.mean @ w
+        if self.K is not None:
+            out += self.K @ theta[self.n_linear :]
+        return out
+
+    def tdot(self, v):
+        """``Phi.T @ v`` for a vector or a matrix ``v``."""
+        total = v.sum(axis=0)
+        parts = [np.expand_dims(total, 0)] if self.constant else []
+        if self.X is not None:
+            parts.append(
+                (self.X.T @ v - np.multiply.outer(self.mean, total)) / self.scale
+            )
+        if self.K is not None:
+            parts.append(self.K.T @ v)
+        return np.concatenate(parts)
+
+    def dense(self):
+        parts = [np.ones((self.n_rows, 1))] if self.constant else []
+        if self.X is not None:
+            parts.append((self.X - self.mean) / self.scale)
+        if self.K is not None:
+            parts.append(self.K)
+        return np.hstack(parts)
+
+    def gram(self, linear_block=None):
+        """``Phi.T @ Phi``, with bounded temporaries.
+
+        The linear block is reused when given (it does not depend on the
+        kernel width); otherwise it is built block by block of rows.
+        """
+        q = self.n_linear
+        G = np.empty((self.n_columns, self.n_columns))
+        if linear_block is None:
+            linear = _Basis(self.X, None, self.mean, self.scale, self.constant)
+            linear_block = np.zeros((q, q))
+            for start in range(0, self.n_rows if q else 0, _CHUNK_ROWS):
+                block = linear.take(slice(start, start + _CHUNK_ROWS)).dense()
+                linear_block += block.T @ block
+        G[:q, :q] = linear_block
+        if self.K is not None:
+            cross = _Basis(self.X, None, self.mean, self.scale, self.constant)
+            cross = cross.tdot(self.K) if q else np.empty((0, self.K.shape[1]))
+            G[:q, q:] = cross
+            G[q:, :q] = cross.T
+            G[q:, q:] = self.K.T @ self.K
+        return G
+
+
+def _pooled_location_scale(X_source, X_target):
+    """Pooled column means and one overall scale (root mean column variance).
+
+    One scale for all columns keeps their relative variances (the geometry
+    the kernels see) while putting the linear coefficients in units where
+    one grid of penalties fits features of any magnitude.
+    """
+    n = len(X_source) + len(X_target)
+    mean = (X_source.sum(axis=0) + X_target.sum(axis=0)) / n
+    second = (
+        np.einsum("ij,ij->j", X_source, X_source)
+        + np.einsum("ij,ij->j", X_target, X_target)
+    ) / n
+    scale = math.sqrt(max(float(np.mean(second - mean**2)), 0.0))
+    return mean, scale if scale > 0 else 1.0
+
+
+def _select(fold_losses, one_standard_error):
+    """Index of the chosen candidate (candidates come simplest first).
+
+    With ``one_standard_error`` the simplest candidate whose mean loss is
+    within one standard error of the best (Breiman et al.'s rule: the CV
+    loss is noisy, and among models it cannot tell apart the simplest
+    extrapolates best); otherwise the best (first on ties).
+    """
+    means = np.array([np.mean(losses) for losses in fold_losses])
+    best = int(np.argmin(means))
+    losses = np.asarray(fold_losses[best])
+    if not one_standard_error or losses.size < 2:
+        return best
+    threshold = means[best] + np.std(losses, ddof=1) / math.sqrt(losses.size)
+    return int(np.flatnonzero(means <= threshold)[0])
+
+
+def _subsample(n_rows, cap, rng):
+    """All rows, or ``cap`` of them at random (the same for every candidate)."""
+    if n_rows <= cap:
+        return np.arange(n_rows)
+    return np.sort(rng.choice(n_rows, cap, replace=False))
+
+
 class _BaseKernelRatio(_BaseWeighter):
-    """Ratio ``r(x) = sum_l alpha_l k(x, c_l)`` on centres drawn from the target.
+    """Ratio from Gaussian kernels on target centres, optionally linear features.
+
+    See each class's ``model`` / ``basis``.
 
     Memory beyond the input is bounded by two ``(n_source + n_target) *
     n_centers`` float64 arrays (squared distances to the centres, then kernel
     values; e.g. 40 000 rows x 200 centres x 8 bytes = 64 MB each) plus one
     block of 4096 rows while the distances are computed, never ``n x n``.
-    Distances are computed once; each candidate width costs one ``exp``.
+    Distances are computed once; each candidate width costs one ``exp``. The
+    linear features are applied through the (float64) input itself.
     """
 
     _parameter_constraints = {
@@ -606,7 +739,21 @@ class _BaseKernelRatio(_BaseWeighter):
         return self.cv if self._needs_cv() else 1
 
     def _needs_cv(self):
-        return self.gamma is None
+        return self.gamma is None or (self._linear_basis() and self.alpha is None)
+
+    # Whether the linear basis has a constant column (uLSIF; KLIEP's
+    # log-linear model normalises over the source, where a constant cancels).
+    _constant = False
+
+    def _basis(self, X, K):
+        linear = self._linear_basis()
+        return _Basis(
+            X if linear else None,
+            K,
+            self._location,
+            self._spread,
+            self._constant and linear,
+        )
 
     def _fit_ratio(self, X_source, X_target, rng):
         n_centers = min(self.n_centers, len(X_target))
@@ -617,58 +764,116 @@ class _BaseKernelRatio(_BaseWeighter):
         owner_t = np.full(len(X_target), -1)
         owner_t[picked] = np.arange(n_centers)
         median = _median_gamma([X_source, X_target], rng)
-        # Widest kernel first, so that ties go to the smoother ratio.
+        self._location, self._spread = _pooled_location_scale(X_source, X_target)
+        # Simplest first, so that ties (and, with a linear basis, near-ties)
+        # go to the smoother ratio: the linear features alone (gamma None),
+        # then the widest kernel.
         gammas = (
             [self.gamma]
             if self.gamma is not None
             else [median * factor for factor in sorted(_GAMMA_FACTORS)]
         )
+        if self._linear_basis() and self.gamma is None:
+            gammas = [None, *gammas]
         fold_seed = rng.randint(2**31 - 1)
         # Distances once; each width is then one exp over them.
         D_s = _sq_distances(X_source, self.centers_)
         D_t = _sq_distances(X_target, self.centers_)
+        cache = {}
         candidates, fold_losses = [], []
         for gamma in gammas:
-            K_s, K_t = _rbf_from(D_s, gamma), _rbf_from(D_t, gamma)
-            for losses, extra in self._cv_losses(K_s, K_t, fold_seed, owner_t):
+            K_s, K_t = (
+                (None, None)
+                if gamma is None
+                else (_rbf_from(D_s, gamma), _rbf_from(D_t, gamma))
+            )
+            for losses, extra in self._cv_losses(
+                X_source, X_target, K_s, K_t, fold_seed, owner_t, cache
+            ):
                 candidates.append((gamma, extra))
                 fold_losses.append(losses)
-        chosen = int(np.argmin(np.mean(fold_losses, axis=1)))
+        chosen = _select(fold_losses, one_standard_error=self._linear_basis())
         self.gamma_, extra = candidates[chosen]
         del K_s, K_t
-        K_s = _rbf_from(D_s, self.gamma_, out=D_s)
-        K_t = _rbf_from(D_t, self.gamma_, out=D_t)
-        self.alpha_ = self._solve(K_s, K_t, extra)
-        r_s, r_t = K_s @ self.alpha_, K_t @ self.alpha_
+        K_s, K_t = None, None
+        if self.gamma_ is not None:
+            K_s = _rbf_from(D_s, self.gamma_, out=D_s)
+            K_t = _rbf_from(D_t, self.gamma_, out=D_t)
+        del D_s, D_t
+        theta = self._solve(X_source, X_target, K_s, K_t, extra, cache)
+        self._set_coefficients(theta, X_source.shape[1], n_centers)
+        self._calibrate(X_source, K_s)
+        r_s, r_t = self._raw(X_source, K_s), self._raw(X_target, K_t)
         # In-sample ratio as the domain score (centres are few, so its
         # optimism is small); documented in each class.
         return r_s, r_s, r_t
 
+    def _set_coefficients(self, theta, n_features, n_centers):
+        # Coefficients in the units of x, score(x) = intercept_ + coef_ . x +
+        # alpha_ . k(x); the basis itself used standardised linear features.
+        self.coef_, self.intercept_ = np.zeros(n_features), 0.0
+        q = self._basis(np.empty((0, n_features)), None).n_linear
+        if self._linear_basis():
+            self.coef_ = theta[int(self._constant) : q] / self._spread
+            constant = float(theta[0]) if self._constant else 0.0
+            self.intercept_ = constant - float(self._location @ self.coef_)
+        self.alpha_ = theta[q:] if self.gamma_ is not None else np.zeros(n_centers)
+
+    def _calibrate(self, X_source, K_source):
+        """Hook run once the coefficients are set (KLIEP fixes its normaliser)."""
+
+    def _score(self, X, K):
+        score = X @ self.coef_ + self.intercept_
+        if K is not None:
+            score += K @ self.alpha_
+        return score
+
     def _ratio(self, X):
-        D = _sq_distances(X, self.centers_)
-        return _rbf_from(D, self.gamma_, out=D) @ self.alpha_
+        K = None
+        if self.gamma_ is not None:
+            D = _sq_distances(X, self.centers_)
+            K = _rbf_from(D, self.gamma_, out=D)
+        return self._raw(X, K)
 
 
 @_doc
 class KLIEPWeighter(_BaseKernelRatio):
     """Importance weights by the Kullback-Leibler importance estimation procedure.
 
-    Models the ratio as a non-negative combination of Gaussian kernels on
-    ``n_centers`` target rows and maximises the log-likelihood of the target
-    rows under ``r(x) p_source(x)``, subject to ``r`` averaging 1 over the
-    source rows (a convex problem, solved with L-BFGS-B). The kernel width is
-    chosen by likelihood cross-validation over the target rows, on a grid
-    around the median heuristic. Weights are a function of ``x``, so
-    ``compute_weights`` works out of sample.
+    KLIEP maximises the log-likelihood of the target rows under
+    ``r(x) p_source(x)``, subject to ``r`` averaging 1 over the source rows.
+    The default model is log-linear [2]_: ``r(x) = exp(theta . phi(x)) /
+    mean_source exp(theta . phi)`` with basis ``phi(x)`` = the features of
+    ``x`` (centred, one overall scale) and Gaussian kernels on ``n_centers``
+    target rows, and an L2 penalty ``alpha / 2 ||theta||^2``. The problem is
+    convex (solved with L-BFGS-B), and the ratio can follow an exponential
+    tilt ``exp(a . x + b)`` -- the exact ratio of Gaussian mean shifts -- into
+    the tails, where a sum of bumps cannot. ``model="kernel"`` is the original
+    KLIEP [1]_: a non-negative combination of the kernels. Weights are a
+    function of ``x``, so ``compute_weights`` works out of sample.
 
     Read more in the :ref:`User Guide <domain_shift>`.
 
     Parameters
     ----------
+    model : {"log-linear", "kernel"}, default="log-linear"
+        ``"log-linear"``: the log-linear model above; ``gamma`` and ``alpha``
+        are chosen together by ``cv``-fold cross-validation of the held-out
+        log-likelihood, the linear features alone (no kernels) being one of
+        the candidates. ``"kernel"``: ``r(x) = sum_l alpha_l k(x, c_l)``
+        with ``alpha_l >= 0``, width by likelihood cross-validation
+        (``alpha`` unused).
+
     gamma : float > 0 or None, default=None
         RBF kernel coefficient, ``k(x, c) = exp(-gamma ||x - c||^2)``. ``None``
-        picks it by ``cv``-fold likelihood cross-validation among the median
-        heuristic ``1 / median ||x - x'||^2`` times 0.1, 0.3, 1, 3, 10.
+        picks it by cross-validation among the median heuristic
+        ``1 / median ||x - x'||^2`` times 0.1, 0.3, 1, 3, 10 (and, for the
+        log-linear model, no kernels at all). A given ``gamma`` always uses
+        the kernels.
+
+    alpha : float > 0 or None, default=None
+        L2 penalty of the log-linear model. ``None`` picks it by
+        cross-validation among 100, 10, 1, 0.1, 0.01, 0.001.
 
     n_centers : int, default=200
         Number of kernel centres, drawn from the target rows with
@@ -676,12 +881,19 @@ class KLIEPWeighter(_BaseKernelRatio):
         float64 arrays.
 
     cv : int >= 2, default=5
-        Folds for the width selection (unused when ``gamma`` is given). The
-        selection uses a random subsample of at most 2000 target rows (all
-        source rows enter the constraint), so its cost does not grow with n;
-        the final fit uses every row, warm-started from the selection. A
-        fold's model never uses a centre that is one of its held-out rows
-        (a bump sitting on a held-out row would favour narrow kernels).
+        Folds for the selection (unused when nothing is left to select). The
+        selection uses a random subsample of at most 2000 rows of each domain
+        (2000 target rows for ``model="kernel"``, whose constraint uses every
+        source row), so its cost does not grow with n; the final fit uses
+        every row, warm-started from the selection. A fold's model never uses
+        a centre that is one of its held-out rows (a bump sitting on a
+        held-out row would favour narrow kernels). For the log-linear model
+        source rows are split into folds too, and a held-out fold is scored
+        by its own log-likelihood ``mean_target log r`` with ``r`` normalised
+        over the held-out source rows; the penalties are tried from the
+        strongest down and the search stops once the loss rises; the
+        simplest candidate within one standard error of the best wins
+        (linear features alone, then wider kernels, then stronger penalties).
 
     max_iter : int, default=1000
         Maximum L-BFGS-B iterations per fit.
@@ -697,10 +909,24 @@ class KLIEPWeighter(_BaseKernelRatio):
         Kernel centres.
 
     alpha_ : ndarray of shape (n_centers,)
-        Non-negative kernel coefficients.
+        Kernel coefficients (all 0 when the selection kept no kernels).
 
-    gamma_ : float
-        Kernel coefficient used.
+    coef_ : ndarray of shape (n_features,)
+        Linear coefficients of the log-ratio, in the units of ``X`` (0 for
+        ``model="kernel"``).
+
+    intercept_ : float
+        Constant of the log-ratio: for the log-linear model ``log r(x) =
+        intercept_ + coef_ . x + alpha_ . k(x)``, normalised to mean 1 over
+        the training source rows; 0 for ``model="kernel"``, where ``r(x) =
+        alpha_ . k(x)``.
+
+    gamma_ : float or None
+        Kernel coefficient used; ``None`` when the selection kept the linear
+        features alone.
+
+    regularization_ : float or None
+        L2 penalty used (``None`` for ``model="kernel"``).
 
     %(common_attributes)s
 
@@ -714,11 +940,18 @@ class KLIEPWeighter(_BaseKernelRatio):
     ``domain_auc_`` is the AUC of the fitted ratio evaluated at the training
     rows (in-sample).
 
+    On a 5-D Gaussian mean shift (``tests/test_weighting.py``, mean of 5
+    seeds) the rank correlation with the analytic ratio is 0.98 with 400 rows
+    per domain and 0.99 with 2000 (``model="kernel"``: 0.83 and 0.95).
+
     References
     ----------
     .. [1] M. Sugiyama et al., "Direct importance estimation for covariate
        shift adaptation", Annals of the Institute of Statistical Mathematics
        60(4), 2008.
+    .. [2] Y. Tsuboi, H. Kashima, S. Hido, S. Bickel, M. Sugiyama, "Direct
+       density ratio estimation for large-scale covariate shift adaptation",
+       Journal of Information Processing 17, 2009.
 
     Examples
     --------
@@ -736,13 +969,17 @@ class KLIEPWeighter(_BaseKernelRatio):
 
     _parameter_constraints = {
         **_BaseKernelRatio._parameter_constraints,
+        "model": [StrOptions({"log-linear", "kernel"})],
+        "alpha": [Interval(Real, 0, None, closed="neither"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
         self,
         *,
+        model="log-linear",
         gamma=None,
+        alpha=None,
         n_centers=200,
         cv=5,
         max_iter=1000,
@@ -750,7 +987,9 @@ class KLIEPWeighter(_BaseKernelRatio):
         max_weight_quantile=None,
         random_state=None,
     ):
+        self.model = model
         self.gamma = gamma
+        self.alpha = alpha
         self.n_centers = n_centers
         self.cv = cv
         self.max_iter = max_iter
@@ -758,22 +997,13 @@ class KLIEPWeighter(_BaseKernelRatio):
         self.max_weight_quantile = max_weight_quantile
         self.random_state = random_state
 
-    def _solve_kliep(self, K_t, b, start=None, exclude=None):
-        # max mean log(K_t a) - b.a over a >= 0: the Lagrangian form of KLIEP,
-        # whose optimum satisfies b.a = 1 (mean ratio 1 on the source) itself.
-        n_t = K_t.shape[0]
+    def _linear_basis(self):
+        return self.model == "log-linear"
 
-        def objective(alpha):
-            fitted = K_t @ alpha + 1e-12
-            value = -np.mean(np.log(fitted)) + b @ alpha
-            grad = -(K_t.T @ (1.0 / fitted)) / n_t + b
-            return value, grad
-
-        if start is None:
-            start = np.full(K_t.shape[1], 1.0 / max(b.sum(), 1e-12))
-        # Excluded centres are held at 0 (bounds (0, 0)), which keeps the
-        # coefficient vector aligned for warm starts.
-        bounds = [(0, None)] * K_t.shape[1]
+    def _minimize(self, objective, start, exclude):
+        # Excluded coefficients are held at 0 (bounds (0, 0)), which keeps the
+        # coefficient vector aligned for warm starts; others get ``bounds``.
+        bounds = list(self._bounds(len(start)))
         if exclude is not None:
             for column in exclude:
                 bounds[column] = (0, 0)
@@ -788,10 +1018,125 @@ class KLIEPWeighter(_BaseKernelRatio):
                 bounds=bounds,
                 options={"maxiter": self.max_iter},
             )
-        alpha = result.x
+        return result.x
+
+    def _bounds(self, n_columns):
+        bound = (None, None) if self._linear_basis() else (0, None)
+        return [bound] * n_columns
+
+    def _solve_kliep(self, K_t, b, start=None, exclude=None):
+        # max mean log(K_t a) - b.a over a >= 0: the Lagrangian form of KLIEP,
+        # whose optimum satisfies b.a = 1 (mean ratio 1 on the source) itself.
+        n_t = K_t.shape[0]
+
+        def objective(alpha):
+            fitted = K_t @ alpha + 1e-12
+            value = -np.mean(np.log(fitted)) + b @ alpha
+            grad = -(K_t.T @ (1.0 / fitted)) / n_t + b
+            return value, grad
+
+        if start is None:
+            start = np.full(K_t.shape[1], 1.0 / max(b.sum(), 1e-12))
+        alpha = self._minimize(objective, start, exclude)
         return alpha / max(b @ alpha, 1e-300)
 
-    def _cv_losses(self, K_s, K_t, seed, owner_t):
+    def _solve_loglinear(self, basis_s, basis_t, regularization, start, exclude):
+        # min -mean_t theta.phi + log mean_s exp(theta.phi) + reg/2 |theta|^2:
+        # convex, and its optimum is the penalised KLIEP of r ~ exp(theta.phi).
+        target_mean = basis_t.tdot(np.full(basis_t.n_rows, 1.0 / basis_t.n_rows))
+        log_n = math.log(basis_s.n_rows)
+
+        def objective(theta):
+            z = basis_s.dot(theta)
+            log_mean = logsumexp(z) - log_n
+            softmax = np.exp(z - log_n - log_mean)
+            value = (
+                -target_mean @ theta + log_mean + 0.5 * regularization * theta @ theta
+            )
+            grad = -target_mean + basis_s.tdot(softmax) + regularization * theta
+            return value, grad
+
+        if start is None:
+            start = np.zeros(basis_s.n_columns)
+        return self._minimize(objective, start, exclude)
+
+    @staticmethod
+    def _loglinear_loss(train_s, test_s, test_t, theta):
+        """Held-out log-loss of the domain posterior that the ratio implies.
+
+        With ``r`` normalised over the fit's source rows, ``P(target | x) =
+        n_t r(x) / (n_t r(x) + n_s)``; its log-loss on held-out rows of both
+        domains is a proper score of ``r`` (a Bregman divergence of density
+        ratios). The held-out KL criterion ``-mean_t log r + log mean_s r``
+        is not used: its log of a mean of exp over few source rows is biased
+        low and very noisy for peaked (overfit) ratios, which it rewards.
+        """
+        z_train = train_s.dot(theta)
+        shift = math.log(test_t.n_rows / test_s.n_rows) - (
+            logsumexp(z_train) - math.log(z_train.size)
+        )
+        logit_s, logit_t = test_s.dot(theta) + shift, test_t.dot(theta) + shift
+        # -log(1 - p) = log(1 + e^logit), -log p = log(1 + e^-logit).
+        total = np.logaddexp(0, logit_s).sum() + np.logaddexp(0, -logit_t).sum()
+        return total / (logit_s.size + logit_t.size)
+
+    def _cv_losses(self, X_s, X_t, K_s, K_t, seed, owner_t, cache):
+        if self.model == "kernel":
+            yield from self._cv_losses_kernel(K_s, K_t, seed, owner_t)
+            return
+        alphas = (
+            [self.alpha]
+            if self.alpha is not None
+            else sorted(_LINEAR_BASIS_ALPHAS)[::-1]
+        )
+        if not self._needs_cv():
+            yield np.zeros(1), (self.alpha, None)
+            return
+        # Same random subsample of each domain for every candidate.
+        rng = np.random.RandomState(seed)
+        rows_s = _subsample(len(X_s), _KLIEP_CV_ROWS, rng)
+        rows_t = _subsample(len(X_t), _KLIEP_CV_ROWS, rng)
+        basis_s = self._basis(X_s, K_s).take(rows_s)
+        basis_t = self._basis(X_t, K_t).take(rows_t)
+        owner_t = owner_t[rows_t]
+        folds = []
+        split_s = KFold(self.cv, shuffle=True, random_state=seed).split(rows_s)
+        split_t = KFold(self.cv, shuffle=True, random_state=seed + 1).split(rows_t)
+        for (tr_s, te_s), (tr_t, te_t) in zip(split_s, split_t, strict=True):
+            # A held-out row that is also a centre would be scored by a bump
+            # sitting on it, which rewards narrow kernels: its centre is left
+            # out of this fold's model.
+            exclude = None
+            if K_s is not None:
+                exclude = basis_s.n_linear + owner_t[te_t][owner_t[te_t] >= 0]
+            folds.append(
+                (
+                    basis_s.take(tr_s),
+                    basis_t.take(tr_t),
+                    basis_s.take(te_s),
+                    basis_t.take(te_t),
+                    exclude,
+                )
+            )
+        thetas, best = [None] * self.cv, np.inf
+        for regularization in alphas:
+            losses = []
+            for k, (train_s, train_t, test_s, test_t, exclude) in enumerate(folds):
+                # Warm start from the next stronger penalty of the same fold.
+                thetas[k] = self._solve_loglinear(
+                    train_s, train_t, regularization, thetas[k], exclude
+                )
+                losses.append(self._loglinear_loss(train_s, test_s, test_t, thetas[k]))
+            losses = np.array(losses)
+            yield losses, (regularization, thetas[-1])
+            # From strong to weak penalties the held-out loss falls, then
+            # rises; past the turn weaker penalties only overfit more (and
+            # cost the most iterations).
+            if losses.mean() > best:
+                return
+            best = losses.mean()
+
+    def _cv_losses_kernel(self, K_s, K_t, seed, owner_t):
         if self.gamma is not None:
             yield np.zeros(1), None
             return
@@ -813,33 +1158,68 @@ class KLIEPWeighter(_BaseKernelRatio):
             losses.append(-np.mean(np.log(K_t[test] @ alpha + 1e-12)))
         yield np.array(losses), alpha
 
-    def _solve(self, K_s, K_t, start):
-        return self._solve_kliep(K_t, K_s.mean(axis=0), start=start)
+    def _solve(self, X_s, X_t, K_s, K_t, extra, cache):
+        if self.model == "kernel":
+            self.regularization_ = None
+            return self._solve_kliep(K_t, K_s.mean(axis=0), start=extra)
+        self.regularization_, start = extra
+        return self._solve_loglinear(
+            self._basis(X_s, K_s),
+            self._basis(X_t, K_t),
+            self.regularization_,
+            start,
+            None,
+        )
+
+    def _calibrate(self, X_source, K_source):
+        if self._linear_basis():
+            # Normalise to mean 1 over the source rows in the log domain, so
+            # that exp never overflows at the training rows.
+            z = self._score(X_source, K_source)
+            self.intercept_ -= float(logsumexp(z) - math.log(z.size))
+
+    def _raw(self, X, K):
+        score = self._score(X, K)
+        if not self._linear_basis():
+            return score
+        # Far outside the data a log-linear ratio can exceed float range.
+        return np.exp(np.minimum(score, _MAX_LOG_RATIO))
 
 
 @_doc
 class ULSIFWeighter(_BaseKernelRatio):
     """Importance weights by unconstrained least-squares importance fitting.
 
-    Models the ratio as a combination of Gaussian kernels on ``n_centers``
-    target rows and fits it by least squares against the true ratio, which
-    has the closed form ``alpha = (H + lambda I)^-1 h`` with
-    ``H = mean_source k k^T`` and ``h = mean_target k``; negative
-    coefficients are set to 0. Width and regularisation are chosen by
-    ``cv``-fold cross-validation of the same squared loss. Weights are a
-    function of ``x``, so ``compute_weights`` works out of sample.
+    Models the ratio as a combination of basis functions and fits it by least
+    squares against the true ratio, which has the closed form ``theta = (H +
+    lambda I)^-1 h`` with ``H = mean_source phi phi^T`` and ``h = mean_target
+    phi``. The default basis is a constant, the features of ``x`` (centred,
+    one overall scale) and Gaussian kernels on ``n_centers`` target rows: the
+    linear part lets the ratio keep falling into the source tail, where a sum
+    of bumps on target rows is flat. Negative kernel coefficients are set to 0
+    (as in [1]_), the constant and linear ones are free, and the ratio is
+    clipped at 0. Width and regularisation are chosen by ``cv``-fold
+    cross-validation of the same squared loss. Weights are a function of
+    ``x``, so ``compute_weights`` works out of sample.
 
     Read more in the :ref:`User Guide <domain_shift>`.
 
     Parameters
     ----------
+    basis : {"linear+rbf", "rbf"}, default="linear+rbf"
+        ``"linear+rbf"``: constant, linear and kernel basis functions; the
+        linear ones alone (no kernels) are one of the candidates of the
+        selection. ``"rbf"``: the kernels alone, the original uLSIF.
+
     gamma : float > 0 or None, default=None
         RBF kernel coefficient. ``None`` picks it by cross-validation among the
-        median heuristic times 0.1, 0.3, 1, 3, 10.
+        median heuristic times 0.1, 0.3, 1, 3, 10 (and, for
+        ``basis="linear+rbf"``, no kernels at all). A given ``gamma`` always
+        uses the kernels.
 
     alpha : float > 0 or None, default=None
         Ridge regularisation ``lambda``. ``None`` picks it by cross-validation
-        among 1e-3, 1e-2, 1e-1, 1, 10.
+        among 1e-3, 1e-2, 1e-1, 1, 10 (and 100 for ``basis="linear+rbf"``).
 
     n_centers : int, default=200
         Number of kernel centres, drawn from the target rows. Memory is two
@@ -848,7 +1228,10 @@ class ULSIFWeighter(_BaseKernelRatio):
     cv : int >= 2, default=5
         Folds for the selection (unused when both ``gamma`` and ``alpha`` are
         given). Source and target rows are split into folds; a fold's model
-        never uses a centre that is one of its held-out target rows.
+        never uses a centre that is one of its held-out target rows. With
+        ``basis="linear+rbf"`` the simplest candidate within one standard
+        error of the best wins (linear basis alone, then wider kernels, then
+        stronger ridges); with ``"rbf"``, the best.
 
     %(common_params)s
 
@@ -861,10 +1244,19 @@ class ULSIFWeighter(_BaseKernelRatio):
         Kernel centres.
 
     alpha_ : ndarray of shape (n_centers,)
-        Non-negative kernel coefficients.
+        Non-negative kernel coefficients (all 0 when the selection kept no
+        kernels).
 
-    gamma_ : float
-        Kernel coefficient used.
+    coef_ : ndarray of shape (n_features,)
+        Linear coefficients, in the units of ``X`` (0 for ``basis="rbf"``).
+
+    intercept_ : float
+        Constant: ``r(x) = max(0, intercept_ + coef_ . x + alpha_ . k(x))``
+        before normalisation.
+
+    gamma_ : float or None
+        Kernel coefficient used; ``None`` when the selection kept the linear
+        basis alone.
 
     regularization_ : float
         Ridge coefficient used.
@@ -873,14 +1265,18 @@ class ULSIFWeighter(_BaseKernelRatio):
 
     See Also
     --------
-    KLIEPWeighter : likelihood-based kernel alternative.
+    KLIEPWeighter : likelihood-based alternative.
     DiscriminativeWeighter : classifier-based, scales to many features.
 
     Notes
     -----
     ``domain_auc_`` is the AUC of the fitted ratio evaluated at the training
-    rows (in-sample). Because negative coefficients are zeroed, uLSIF can give
-    weight exactly 0 to source rows far from every target row.
+    rows (in-sample). Because the ratio is clipped at 0, uLSIF can give
+    weight exactly 0 to source rows far from the target.
+
+    On a 5-D Gaussian mean shift (``tests/test_weighting.py``, mean of 5
+    seeds) the rank correlation with the analytic ratio is 0.98 with 400 rows
+    per domain and 0.99 with 2000 (``basis="rbf"``: 0.78 and 0.85).
 
     References
     ----------
@@ -903,12 +1299,15 @@ class ULSIFWeighter(_BaseKernelRatio):
 
     _parameter_constraints = {
         **_BaseKernelRatio._parameter_constraints,
+        "basis": [StrOptions({"linear+rbf", "rbf"})],
         "alpha": [Interval(Real, 0, None, closed="neither"), None],
     }
+    _constant = True
 
     def __init__(
         self,
         *,
+        basis="linear+rbf",
         gamma=None,
         alpha=None,
         n_centers=200,
@@ -917,6 +1316,7 @@ class ULSIFWeighter(_BaseKernelRatio):
         max_weight_quantile=None,
         random_state=None,
     ):
+        self.basis = basis
         self.gamma = gamma
         self.alpha = alpha
         self.n_centers = n_centers
@@ -925,58 +1325,82 @@ class ULSIFWeighter(_BaseKernelRatio):
         self.max_weight_quantile = max_weight_quantile
         self.random_state = random_state
 
+    def _linear_basis(self):
+        return self.basis == "linear+rbf"
+
     def _needs_cv(self):
         return self.gamma is None or self.alpha is None
 
-    @staticmethod
-    def _solve_ulsif(H, h, regularization):
-        coef = np.linalg.solve(H + regularization * np.eye(len(h)), h)
-        return np.maximum(coef, 0)
-
-    def _cv_losses(self, K_s, K_t, seed, owner_t):
+    def _alphas(self):
+        if self.alpha is not None:
+            return [self.alpha]
+        grid = _LINEAR_BASIS_ALPHAS if self._linear_basis() else _ULSIF_ALPHAS
         # Strongest ridge first, so that ties go to the smoother ratio.
-        alphas = (
-            sorted(_ULSIF_ALPHAS, reverse=True) if self.alpha is None else [self.alpha]
-        )
+        return sorted(grid, reverse=True)
+
+    @staticmethod
+    def _fit_coef(H, h, regularization, n_linear):
+        coef = np.linalg.solve(H + regularization * np.eye(len(h)), h)
+        coef[n_linear:] = np.maximum(coef[n_linear:], 0)
+        return coef
+
+    def _cv_losses(self, X_s, X_t, K_s, K_t, seed, owner_t, cache):
+        alphas = self._alphas()
         if not self._needs_cv():
             yield np.zeros(1), self.alpha
             return
+        basis_s, basis_t = self._basis(X_s, K_s), self._basis(X_t, K_t)
+        q = basis_s.n_linear
         # Source and target split separately into the same number of folds;
-        # H of a training part is the full H minus the held-out rows'.
-        H_full = K_s.T @ K_s
-        folds_s = KFold(self.cv, shuffle=True, random_state=seed).split(K_s)
-        folds_t = KFold(self.cv, shuffle=True, random_state=seed + 1).split(K_t)
+        # H of a training part is the full H minus the held-out rows'. The
+        # linear blocks of these Gram matrices do not depend on the width:
+        # they are computed once per fit (``cache``).
+        H_full = basis_s.gram(cache.get("full"))
+        cache["full"] = H_full[:q, :q]
+        sum_t = basis_t.tdot(np.ones(basis_t.n_rows))
+        folds_s = KFold(self.cv, shuffle=True, random_state=seed).split(X_s)
+        folds_t = KFold(self.cv, shuffle=True, random_state=seed + 1).split(X_t)
         losses = np.zeros((len(alphas), self.cv))
-        # Small dense algebra (n_centers wide): one BLAS thread avoids the
-        # oversubscription that makes it crawl on a busy machine.
+        # Small dense algebra (a few hundred columns): one BLAS thread avoids
+        # the oversubscription that makes it crawl on a busy machine.
         with threadpool_limits(1, user_api="blas"):
             for fold, ((tr_s, te_s), (tr_t, te_t)) in enumerate(
                 zip(folds_s, folds_t, strict=True)
             ):
+                held_s, held_t = basis_s.take(te_s), basis_t.take(te_t)
+                H_held = held_s.gram(cache.get(fold))
+                cache[fold] = H_held[:q, :q]
                 # Centres among the held-out rows leave this fold's model
                 # (scored on its own centres, a model favours narrow kernels).
-                keep = np.ones(K_s.shape[1], dtype=bool)
-                keep[owner_t[te_t][owner_t[te_t] >= 0]] = False
-                H = (H_full - K_s[te_s].T @ K_s[te_s])[np.ix_(keep, keep)] / len(tr_s)
-                h = K_t[tr_t][:, keep].mean(axis=0)
+                keep = np.ones(basis_s.n_columns, dtype=bool)
+                if K_s is not None:
+                    keep[q + owner_t[te_t][owner_t[te_t] >= 0]] = False
+                H = (H_full - H_held)[np.ix_(keep, keep)] / len(tr_s)
+                h = (sum_t - held_t.tdot(np.ones(len(te_t))))[keep] / len(tr_t)
                 # One eigendecomposition serves every ridge value.
                 eigval, eigvec = np.linalg.eigh(H)
                 projected = eigvec.T @ h
-                held_s, held_t = K_s[te_s][:, keep], K_t[te_t][:, keep]
+                held_s, held_t = held_s.dense()[:, keep], held_t.dense()[:, keep]
                 for i, regularization in enumerate(alphas):
-                    coef = np.maximum(
-                        eigvec @ (projected / (eigval + regularization)), 0
-                    )
-                    # Held-out least-squares loss: 1/2 E_s[r^2] - E_t[r].
-                    losses[i, fold] = 0.5 * np.mean((held_s @ coef) ** 2) - np.mean(
-                        held_t @ coef
-                    )
+                    coef = eigvec @ (projected / (eigval + regularization))
+                    coef[q:] = np.maximum(coef[q:], 0)
+                    # Held-out least-squares loss of the ratio as used
+                    # (clipped at 0): 1/2 E_s[r^2] - E_t[r].
+                    r_s = np.maximum(held_s @ coef, 0)
+                    r_t = np.maximum(held_t @ coef, 0)
+                    losses[i, fold] = 0.5 * np.mean(r_s**2) - np.mean(r_t)
         yield from zip(losses, alphas, strict=True)
 
-    def _solve(self, K_s, K_t, regularization):
+    def _solve(self, X_s, X_t, K_s, K_t, regularization, cache):
         self.regularization_ = regularization
-        H = K_s.T @ K_s / len(K_s)
-        return self._solve_ulsif(H, K_t.mean(axis=0), regularization)
+        basis_s, basis_t = self._basis(X_s, K_s), self._basis(X_t, K_t)
+        with threadpool_limits(1, user_api="blas"):
+            H = basis_s.gram(cache.get("full")) / basis_s.n_rows
+        h = basis_t.tdot(np.full(basis_t.n_rows, 1.0 / basis_t.n_rows))
+        return self._fit_coef(H, h, regularization, basis_s.n_linear)
+
+    def _raw(self, X, K):
+        return np.maximum(self._score(X, K), 0)
 
 
 @_doc
