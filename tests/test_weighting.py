@@ -269,6 +269,23 @@ def test_one_standard_error_rule():
     assert weighting._select(wide, one_standard_error=True) == 0
 
 
+def test_loglinear_solution_is_stationary():
+    # The penalised log-linear KLIEP optimum: -mean_t phi + E_softmax(s) phi
+    # + alpha theta = 0 (checks the objective's gradient and convergence).
+    rng = np.random.RandomState(0)
+    X_s, X_t = rng.normal(size=(200, 3)), rng.normal(size=(150, 3)) + 0.5
+    K_s, K_t = rng.uniform(size=(200, 4)), rng.uniform(size=(150, 4))
+    mean, scale = weighting._pooled_location_scale(X_s, X_t)
+    basis_s = weighting._Basis(X_s, K_s, mean, scale)
+    basis_t = weighting._Basis(X_t, K_t, mean, scale)
+    theta = KLIEPWeighter()._solve_loglinear(basis_s, basis_t, 0.1, None, None)
+    z = basis_s.dot(theta)
+    softmax = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    grad = -basis_t.dense().mean(axis=0) + basis_s.dense().T @ softmax + 0.1 * theta
+    assert np.abs(grad).max() < 1e-4
+    assert np.abs(theta).max() > 0.1
+
+
 @pytest.mark.parametrize("constant", [False, True])
 def test_basis_products_match_dense(constant, monkeypatch):
     monkeypatch.setattr(weighting, "_CHUNK_ROWS", 7)
