@@ -66,7 +66,7 @@ def fit_quiet(weighter, X, domain):
 # Rank correlation with the analytic ratio. An inverted estimator (skada's
 # DiscriminatorReweight) scores -1 here. KMM matches kernel means rather than
 # estimating the ratio, so its bar is lower (see the user guide). Bars sit
-# below the lowest of 5 data seeds (5-D: 0.979 / 0.962 / 0.977; before the
+# below the lowest of 5 data seeds (5-D: 0.979 / 0.982 / 0.977; before the
 # linear bases, KLIEP's and uLSIF's sums of kernels reached 0.908 / 0.773).
 @pytest.mark.parametrize(
     "method, shift, min_rho",
@@ -76,7 +76,7 @@ def fit_quiet(weighter, X, domain):
         ("ulsif", [1.0], 0.95),
         ("kmm", [1.0], 0.9),
         ("discriminative", [1.0, 0.5, 0, 0, 0], 0.97),
-        ("kliep", [1.0, 0.5, 0, 0, 0], 0.96),
+        ("kliep", [1.0, 0.5, 0, 0, 0], 0.98),
         ("ulsif", [1.0, 0.5, 0, 0, 0], 0.97),
         ("kmm", [1.0, 0.5, 0, 0, 0], 0.6),
     ],
