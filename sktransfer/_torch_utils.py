@@ -76,15 +76,18 @@ def resolve_batch_size(batch_size, device: torch.device) -> int:
     return int(batch_size)
 
 
-def resolve_streams(streams, device: torch.device) -> int:
+def resolve_streams(streams, device: torch.device, thread_safe=True) -> int:
     """Number of concurrent inference streams (see :func:`map_streams`).
 
     ``"auto"`` is 2 on a CPU running torch with at least 2 intra-op threads,
-    else 1 (a GPU already overlaps with the host: it queues work asynchronously).
+    for a network that may run from two threads at once (``thread_safe``);
+    else 1 (a GPU already overlaps with the host: it queues work
+    asynchronously). A number is used as given.
     """
     if streams != "auto":
         return int(streams)
-    return 2 if device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+    cpu_pair = device.type == "cpu" and torch.get_num_threads() >= 2
+    return 2 if cpu_pair and thread_safe else 1
 
 
 def map_streams(fn, items, streams: int):

@@ -152,6 +152,37 @@ def test_streams_do_not_change_results(image_files, rgb_images, streams):
         np.testing.assert_array_equal(ref, other)
 
 
+@pytest.mark.parametrize("layer", ["stage1", "stem.0"])
+def test_streams_with_a_module_tap(rgb_images, layer):
+    # Both streams hook the same layer of the shared trunk: each must capture
+    # its own forward pass (a hook acting on the other's raised KeyError).
+    ref = _extractor(cache=False, layer=layer, batch_size=1, streams=1)
+    other = _extractor(cache=False, layer=layer, batch_size=1, streams=2)
+    np.testing.assert_array_equal(
+        ref.fit_transform(rgb_images), other.fit_transform(rgb_images)
+    )
+
+
+def test_auto_streams_only_for_networks_built_from_a_name(rgb_images, monkeypatch):
+    import sktransfer.images as images_module
+
+    used = []
+    original = images_module.map_streams
+
+    def spy(fn, items, streams):
+        used.append(streams)
+        return original(fn, items, streams)
+
+    monkeypatch.setattr(images_module, "map_streams", spy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    _extractor(cache=False).fit_transform(rgb_images)  # a user's module
+    PretrainedFeatureExtractor(
+        "resnet18", weights=None, image_size=16, cache=False, progress=False
+    ).fit_transform(rgb_images)
+    _extractor(cache=False, streams=2).fit_transform(rgb_images)
+    assert used == [1, 2, 2]
+
+
 def test_streams_report_an_unreadable_file_by_name(image_files, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nonsense")

@@ -150,3 +150,5 @@ def test_resolve_streams():
     assert resolve_streams("auto", torch.device("cuda")) == 1
     expected = 2 if torch.get_num_threads() >= 2 else 1
     assert resolve_streams("auto", cpu) == expected
+    assert resolve_streams("auto", cpu, thread_safe=False) == 1
+    assert resolve_streams(2, cpu, thread_safe=False) == 2
