@@ -132,12 +132,14 @@ def _inference_copy(net: nn.Module) -> nn.Module:
     """
     trunk, layer = (net.trunk, net.layer) if isinstance(net, _LayerTap) else (net, None)
     copies = _INFERENCE_COPIES.setdefault(trunk, {})
-    if layer not in copies:
+    # Keyed by device too: moving the trunk leaves an earlier copy behind.
+    key = (layer, module_device(trunk))
+    if key not in copies:
         folded = fold_batch_norms(trunk, keep=() if layer is None else (layer,))
         # None when nothing folds: a value holding its own key would never let
         # the weak entry go.
-        copies[layer] = None if folded is trunk else folded
-    folded = copies[layer] or trunk
+        copies[key] = None if folded is trunk else folded
+    folded = copies[key] or trunk
     return folded if layer is None else _LayerTap(folded, layer)
 
 

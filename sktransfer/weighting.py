@@ -795,8 +795,7 @@ class _BaseKernelRatio(_BaseWeighter):
                 fold_losses.append(losses)
         chosen = _select(fold_losses, one_standard_error=self._linear_basis())
         self.gamma_, extra = candidates[chosen]
-        del K_s, K_t
-        K_s, K_t = None, None
+        K_s, K_t = None, None  # free the last candidate's kernels first
         if self.gamma_ is not None:
             K_s = _rbf_from(D_s, self.gamma_, out=D_s)
             K_t = _rbf_from(D_t, self.gamma_, out=D_t)

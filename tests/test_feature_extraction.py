@@ -217,6 +217,21 @@ def test_clones_share_the_inference_copy_and_release_it(rgb_images):
     assert trunk() is None  # the memo does not keep it alive
 
 
+def test_inference_copy_follows_its_trunk_to_another_device():
+    # nn.Module.to moves the (possibly shared) trunk in place: the memoised
+    # copy of its old device must not be handed out for the new one.
+    from sktransfer._torch_utils import module_device
+    from sktransfer.feature_extraction import _inference_copy
+
+    trunk = make_tiny_cnn().eval()
+    on_cpu = _inference_copy(trunk)
+    assert _inference_copy(trunk) is on_cpu
+    trunk.to("meta")  # stands in for an accelerator
+    moved = _inference_copy(trunk)
+    assert module_device(on_cpu).type == "cpu"
+    assert module_device(moved).type == "meta"
+
+
 def test_set_output_pandas(rgb_images):
     out = _extractor().set_output(transform="pandas").fit_transform(rgb_images)
     assert isinstance(out, pd.DataFrame) and list(out.columns[:1]) == ["tinycnn_0"]
