@@ -18,7 +18,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._torch_utils import PRECISIONS, autocast, resolve_device
-from .backbones import Backbone, Preprocessing, load_backbone
+from .backbones import Backbone, load_backbone
+from .images import Preprocessing
 
 __all__ = ["IMAGE_ESTIMATOR_CONSTRAINTS", "cached_backbone", "set_up_backbone"]
 

@@ -231,3 +231,24 @@ def module_to_cpu(module: nn.Module, map_location="cpu") -> nn.Module:
     torch.save(module, buffer)
     buffer.seek(0)
     return torch.load(buffer, map_location=map_location, weights_only=False)
+
+
+class seeded:
+    """Run a block under torch's CPU RNG seeded from ``random_state``.
+
+    The global generator is forked and restored, so user code sees no change.
+    """
+
+    def __init__(self, random_state):
+        from sklearn.utils import check_random_state
+
+        self.seed = int(check_random_state(random_state).randint(2**31 - 1))
+        self._fork = torch.random.fork_rng(devices=[])
+
+    def __enter__(self):
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+        return self.seed
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)

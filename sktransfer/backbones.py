@@ -29,21 +29,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._torch_utils import seeded
 from .exceptions import WeightsMismatchError
+from .images import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 __all__ = [
     "Backbone",
     "LayerGroup",
-    "Preprocessing",
+    "WEIGHT_SUFFIXES",
+    "is_weights_path",
     "list_backbones",
     "load_backbone",
     "load_state_dict_file",
 ]
 
 TIMM_PREFIX = "timm:"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-_WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".pkl")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".pkl")
 # Containers whose children are the stages of a network; the layer-group walk
 # descends into them instead of treating them as one group.
 _STAGE_CONTAINERS = {
@@ -54,55 +55,6 @@ _STAGE_CONTAINERS = {
     "trunk_output",
     "stages",
 }
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images are prepared for a backbone.
-
-    Images are resized so that their shorter side is ``resize_size``, centre
-    cropped to ``image_size`` x ``image_size``, scaled to [0, 1] and normalised
-    with ``mean`` and ``std`` -- torchvision's and timm's evaluation transform.
-
-    Parameters
-    ----------
-    image_size : int
-        Side of the square crop fed to the network.
-    resize_size : int
-        Length of the shorter image side before cropping.
-    mean, std : tuple of float
-        Per-channel normalisation statistics (RGB).
-    interpolation : {"bilinear", "bicubic", "nearest"}
-        Resampling filter used for the resize.
-    """
-
-    image_size: int
-    resize_size: int
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-
-    def with_overrides(
-        self,
-        image_size: int | None = None,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
-    ) -> Preprocessing:
-        """Return a copy with the given fields replaced.
-
-        A new ``image_size`` keeps the weights' ratio of crop to resize size
-        (224 / 256 for most torchvision weights).
-        """
-        changes = {}
-        if image_size is not None:
-            ratio = self.resize_size / self.image_size
-            changes["image_size"] = int(image_size)
-            changes["resize_size"] = max(int(image_size), round(image_size * ratio))
-        if mean is not None:
-            changes["mean"] = tuple(float(m) for m in mean)
-        if std is not None:
-            changes["std"] = tuple(float(s) for s in std)
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -230,13 +182,18 @@ def _unknown_model_error(model: str, candidates: list[str]) -> ValueError:
 
 
 # ------------------------------------------------------------------------- weights
-def _is_weights_path(weights) -> bool:
+def is_weights_path(weights) -> bool:
+    """Whether ``weights`` names a local weights file rather than a weights name.
+
+    A path-like object, a string with a path separator, one that ends in a
+    weights suffix (:data:`WEIGHT_SUFFIXES`) or one naming an existing file.
+    """
     if isinstance(weights, os.PathLike):
         return True
     return isinstance(weights, str) and (
         os.sep in weights
         or "/" in weights
-        or weights.lower().endswith(_WEIGHT_SUFFIXES)
+        or weights.lower().endswith(WEIGHT_SUFFIXES)
         or Path(weights).is_file()
     )
 
@@ -338,27 +295,6 @@ def _load_into(trunk: nn.Module, state: dict, head_prefix: str | None, path) -> 
             "the architecture the file was saved from."
         )
     trunk.load_state_dict(state, strict=True)
-
-
-class _seeded:
-    """Run a block under torch's CPU RNG seeded from ``random_state``.
-
-    The global generator is forked and restored, so user code sees no change.
-    """
-
-    def __init__(self, random_state):
-        from sklearn.utils import check_random_state
-
-        self.seed = int(check_random_state(random_state).randint(2**31 - 1))
-        self._fork = torch.random.fork_rng(devices=[])
-
-    def __enter__(self):
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
-        return self.seed
-
-    def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
 
 
 def _download_error(model: str, weights, exc: Exception) -> RuntimeError:
@@ -479,9 +415,9 @@ def _build_torchvision(name: str, weights, random_state) -> Backbone:
     weights_cls = get_model_weights(name)
     kwargs = {"aux_logits": False} if name in {"googlenet", "inception_v3"} else {}
     if name in {"googlenet", "inception_v3"}:
-        kwargs["init_weights"] = weights is None or _is_weights_path(weights)
-    if weights is None or _is_weights_path(weights):
-        with _seeded(random_state) as seed:
+        kwargs["init_weights"] = weights is None or is_weights_path(weights)
+    if weights is None or is_weights_path(weights):
+        with seeded(random_state) as seed:
             model = get_model(name, weights=None, **kwargs)
         try:
             preprocessing = _preprocessing_from_torchvision(weights_cls.DEFAULT)
@@ -506,7 +442,7 @@ def _build_torchvision(name: str, weights, random_state) -> Backbone:
         preprocessing = _preprocessing_from_torchvision(resolved)
         weights_id = str(resolved)
     head, width = _cut_torchvision_head(model)
-    if _is_weights_path(weights):
+    if is_weights_path(weights):
         _load_into(model, load_state_dict_file(weights), head, weights)
         weights_id = "sha256:" + _file_digest(Path(weights))
     groups = _groups_from_paths(model, _walk_groups(model))
@@ -534,8 +470,8 @@ def _build_timm(name: str, weights, random_state) -> Backbone:
     arch = name[len(TIMM_PREFIX) :]
     if not timm.is_model(arch.split(".")[0]):
         raise _unknown_model_error(name, list_backbones(source="timm"))
-    if weights is None or _is_weights_path(weights):
-        with _seeded(random_state) as seed:
+    if weights is None or is_weights_path(weights):
+        with seeded(random_state) as seed:
             model = timm.create_model(arch, pretrained=False)
         weights_id = f"random({seed})"
     else:
@@ -549,7 +485,7 @@ def _build_timm(name: str, weights, random_state) -> Backbone:
     if weights is None:
         preprocessing = replace(preprocessing, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     head = model.pretrained_cfg.get("classifier") if model.pretrained_cfg else None
-    state = load_state_dict_file(weights) if _is_weights_path(weights) else None
+    state = load_state_dict_file(weights) if is_weights_path(weights) else None
     model.reset_classifier(0)
     if state is not None:
         _load_into(model, state, head, weights)
@@ -575,11 +511,11 @@ def _module_digest(module: nn.Module) -> str:
 
 def _build_module(module: nn.Module, weights, random_state) -> Backbone:
     trunk = copy.deepcopy(module).cpu()
-    if _is_weights_path(weights):
+    if is_weights_path(weights):
         _load_into(trunk, load_state_dict_file(weights), None, weights)
     elif weights is None:
         # The "same network, random init" baseline: re-initialise every layer.
-        with _seeded(random_state):
+        with seeded(random_state):
             for sub in trunk.modules():
                 if hasattr(sub, "reset_parameters"):
                     sub.reset_parameters()

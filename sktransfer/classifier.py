@@ -52,8 +52,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
-from ._torch_utils import autocast, module_device, module_to_cpu, resolve_device
-from .backbones import _seeded
+from ._torch_utils import autocast, module_device, module_to_cpu, resolve_device, seeded
 from .callbacks import (
     LR_POLICIES,
     EarlyStopping,
@@ -692,7 +691,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             for k in list(routed)
             if k.startswith("module__")
         }
-        with _seeded(init_seed):
+        with seeded(init_seed):
             try:
                 module = _TransferModule(
                     trunk,
@@ -793,7 +792,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         try:
             # Dropout and anything else drawing from torch's global RNG is
             # seeded here, and the caller's RNG state is restored afterwards.
-            with _seeded(train_seed):
+            with seeded(train_seed):
                 net.fit(dataset(train_idx, True), None)
         finally:
             module.precomputed = False

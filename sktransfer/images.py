@@ -20,6 +20,7 @@ import hashlib
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -27,12 +28,12 @@ from PIL import Image, UnidentifiedImageError
 from scipy.sparse import issparse
 
 from ._torch_utils import map_streams
-from .backbones import Preprocessing
 from .exceptions import ImageLoadError
 
 __all__ = [
     "ImageDataset",
     "ImageSequence",
+    "Preprocessing",
     "check_images",
     "collate_channels_last",
     "load_image",
@@ -50,6 +51,59 @@ _INTERPOLATION = {
     "bicubic": Image.Resampling.BICUBIC,
     "nearest": Image.Resampling.NEAREST,
 }
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are prepared for a backbone.
+
+    Images are resized so that their shorter side is ``resize_size``, centre
+    cropped to ``image_size`` x ``image_size``, scaled to [0, 1] and normalised
+    with ``mean`` and ``std`` -- torchvision's and timm's evaluation transform.
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the square crop fed to the network.
+    resize_size : int
+        Length of the shorter image side before cropping.
+    mean, std : tuple of float
+        Per-channel normalisation statistics (RGB).
+    interpolation : {"bilinear", "bicubic", "nearest"}
+        Resampling filter used for the resize.
+    """
+
+    image_size: int
+    resize_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def with_overrides(
+        self,
+        image_size: int | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ) -> Preprocessing:
+        """Return a copy with the given fields replaced.
+
+        A new ``image_size`` keeps the weights' ratio of crop to resize size
+        (224 / 256 for most torchvision weights).
+        """
+        changes = {}
+        if image_size is not None:
+            ratio = self.resize_size / self.image_size
+            changes["image_size"] = int(image_size)
+            changes["resize_size"] = max(int(image_size), round(image_size * ratio))
+        if mean is not None:
+            changes["mean"] = tuple(float(m) for m in mean)
+        if std is not None:
+            changes["std"] = tuple(float(s) for s in std)
+        return replace(self, **changes)
 
 
 def load_image(

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sktransfer.backbones import Preprocessing
 from sktransfer.exceptions import ImageLoadError
 from sktransfer.images import (
     ImageDataset,
+    Preprocessing,
     check_images,
     load_image,
     normalize_batch,
