@@ -9,7 +9,6 @@ parameters, with the same meaning; they are validated and resolved here, once.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from numbers import Integral
 
 import numpy as np
@@ -18,10 +17,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._torch_utils import PRECISIONS, autocast, resolve_device
-from .backbones import Backbone, load_backbone
+from .backbones import Backbone, cached_backbone
 from .images import Preprocessing
 
-__all__ = ["IMAGE_ESTIMATOR_CONSTRAINTS", "cached_backbone", "set_up_backbone"]
+__all__ = ["IMAGE_ESTIMATOR_CONSTRAINTS", "set_up_backbone"]
 
 IMAGE_ESTIMATOR_CONSTRAINTS: dict = {
     "model": [str, nn.Module],
@@ -36,39 +35,6 @@ IMAGE_ESTIMATOR_CONSTRAINTS: dict = {
     "random_state": ["random_state"],
     "progress": ["boolean", StrOptions({"auto"})],
 }
-
-# Built backbones by specification, so the clones made by GridSearchCV and
-# cross_val_score do not rebuild (and re-hash) the same network for every fit.
-_BACKBONES: OrderedDict[tuple, object] = OrderedDict()
-_MAX_BACKBONES = 2
-
-
-def cached_backbone(model, weights, random_state) -> Backbone:
-    """:func:`load_backbone`, memoised for deterministic specifications.
-
-    The trunk comes frozen, in eval mode and channels-last; callers that train it
-    must work on a copy.
-    """
-    key = None
-    if isinstance(model, str) and (
-        weights is not None or isinstance(random_state, Integral)
-    ):
-        wkey = weights
-        if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
-            stat = os.stat(weights)
-            wkey = (os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
-        key = (model, wkey, random_state)
-        if key in _BACKBONES:
-            _BACKBONES.move_to_end(key)
-            return _BACKBONES[key]
-    backbone = load_backbone(model, weights, random_state=random_state)
-    backbone.trunk.eval().requires_grad_(False)
-    backbone.trunk.to(memory_format=torch.channels_last)
-    if key is not None:
-        _BACKBONES[key] = backbone
-        while len(_BACKBONES) > _MAX_BACKBONES:
-            _BACKBONES.popitem(last=False)
-    return backbone
 
 
 def set_up_backbone(estimator) -> tuple[Backbone, Preprocessing, torch.device]:

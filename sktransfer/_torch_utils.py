@@ -13,7 +13,9 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 __all__ = [
+    "FORWARD_LOCK",
     "PRECISIONS",
+    "TorchRNG",
     "autocast",
     "fold_batch_norms",
     "map_streams",
@@ -22,6 +24,7 @@ __all__ = [
     "resolve_batch_size",
     "resolve_device",
     "resolve_streams",
+    "seeded",
 ]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -176,7 +179,8 @@ def fold_batch_norms(module: nn.Module, keep=()) -> nn.Module:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     try:
-        graph = torch.fx.symbolic_trace(module).graph
+        with FORWARD_LOCK.exclusive():  # tracing patches nn.Module.__call__
+            graph = torch.fx.symbolic_trace(module).graph
     except Exception:  # not every model traces; folding is only an optimisation
         return module
     named = dict(module.named_modules())
@@ -233,22 +237,127 @@ def module_to_cpu(module: nn.Module, map_location="cpu") -> nn.Module:
     return torch.load(buffer, map_location=map_location, weights_only=False)
 
 
-class seeded:
-    """Run a block under torch's CPU RNG seeded from ``random_state``.
+# ------------------------------------------------------------ shared-state locks
+class _SharedExclusiveLock:
+    """A readers-writer lock: many forward passes, or one graph trace.
 
-    The global generator is forked and restored, so user code sees no change.
+    ``torch.fx`` patches ``nn.Module.__call__`` for the whole process while it
+    traces a network, so a forward pass in another thread would run through the
+    tracer. Forward passes hold this lock shared (any number at once); tracing
+    holds it exclusively. Waiting tracers block new readers, so a stream of
+    forward passes cannot starve them. The shared side is re-entrant per thread.
     """
 
-    def __init__(self, random_state):
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = None
+        self._writers_waiting = 0
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def shared(self):
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0 and self._writer != threading.get_ident():
+            with self._cond:
+                while self._writer is not None or self._writers_waiting:
+                    self._cond.wait()
+                self._readers += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0 and self._writer != threading.get_ident():
+                with self._cond:
+                    self._readers -= 1
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        me = threading.get_ident()
+        if self._writer == me:  # re-entrant for the tracing thread
+            yield
+            return
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError(
+                "internal error: a graph trace was started inside a forward pass"
+            )
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = me
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = None
+                self._cond.notify_all()
+
+
+#: Held shared by every forward pass the package runs and exclusively while it
+#: traces a network with torch.fx (BatchNorm folding, graph-node taps).
+FORWARD_LOCK = _SharedExclusiveLock()
+
+# torch's default CPU generator is one per process. Every block of the package
+# that draws from it (random initialisation, training steps with dropout or
+# stochastic depth) runs under this lock with its own generator state swapped
+# in, so that threads fitting at once cannot interleave their draws.
+_RNG_LOCK = threading.RLock()
+
+
+class TorchRNG:
+    """A private stream of torch's CPU random numbers, owned by one estimator.
+
+    ``with rng:`` swaps this stream's state into torch's default CPU generator
+    (under a process-wide lock) and swaps the caller's state back on exit, so
+    the block's draws are reproducible from the seed, the caller's global RNG
+    is left alone, and other threads using a ``TorchRNG`` cannot interleave
+    their draws with it. Code outside the package that draws from torch's
+    global generator in another thread at the same time is not locked out.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        Seeds the stream (``None``: a fresh random seed).
+    """
+
+    def __init__(self, random_state=None):
         from sklearn.utils import check_random_state
 
         self.seed = int(check_random_state(random_state).randint(2**31 - 1))
-        self._fork = torch.random.fork_rng(devices=[])
+        generator = torch.Generator().manual_seed(self.seed)
+        self._state = generator.get_state()
+        self._saved = []
 
     def __enter__(self):
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
+        _RNG_LOCK.acquire()
+        try:
+            self._saved.append(torch.random.get_rng_state())
+            torch.random.set_rng_state(self._state)
+        except BaseException:
+            _RNG_LOCK.release()
+            raise
         return self.seed
 
     def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+        try:
+            self._state = torch.random.get_rng_state()
+            torch.random.set_rng_state(self._saved.pop())
+        finally:
+            _RNG_LOCK.release()
+        return False
+
+
+def seeded(random_state) -> TorchRNG:
+    """Run a block under torch's CPU RNG seeded from ``random_state``.
+
+    The global generator's state is swapped out and restored, under a lock
+    (see :class:`TorchRNG`): user code sees no change and concurrent seeded
+    blocks in other threads draw the same numbers as they would alone.
+    """
+    return TorchRNG(random_state)

@@ -23,24 +23,30 @@ import hashlib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._lru import LRUMemo
 from ._torch_utils import seeded
 from .exceptions import WeightsMismatchError
 from .images import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 __all__ = [
+    "MAX_CACHED_BACKBONES",
     "Backbone",
     "LayerGroup",
     "WEIGHT_SUFFIXES",
+    "cached_backbone",
+    "clear_backbone_cache",
     "is_weights_path",
     "list_backbones",
     "load_backbone",
     "load_state_dict_file",
+    "module_digest",
 ]
 
 TIMM_PREFIX = "timm:"
@@ -101,6 +107,10 @@ class Backbone:
     weights_id : str
         What the weights were: a weights name, ``"random(seed)"``, a file's
         SHA-256, or a digest of a user module's tensors.
+    digest : str
+        SHA-256 of the architecture and of every tensor of ``trunk`` as built:
+        what the network computes. The embedding cache keys on it, so two
+        networks that differ in any weight never share cached embeddings.
     """
 
     name: str
@@ -110,6 +120,7 @@ class Backbone:
     layer_groups: list[LayerGroup]
     preprocessing: Preprocessing
     weights_id: str
+    digest: str = ""
 
 
 # --------------------------------------------------------------------------- names
@@ -198,20 +209,23 @@ def is_weights_path(weights) -> bool:
     )
 
 
-_FILE_DIGESTS: dict[tuple, str] = {}
+# SHA-256 of weights files by (path, size, mtime): refits cost nothing.
+_FILE_DIGESTS = LRUMemo(64)
 
 
 def _file_digest(path: Path) -> str:
     """SHA-256 of a file, memoised on (path, size, mtime) so refits cost nothing."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _FILE_DIGESTS:
+
+    def digest():
         h = hashlib.sha256()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        _FILE_DIGESTS[key] = h.hexdigest()
-    return _FILE_DIGESTS[key]
+        return h.hexdigest()
+
+    return _FILE_DIGESTS.get_or_build(key, digest)
 
 
 def load_state_dict_file(path) -> dict[str, torch.Tensor]:
@@ -501,7 +515,8 @@ def _build_timm(name: str, weights, random_state) -> Backbone:
     )
 
 
-def _module_digest(module: nn.Module) -> str:
+def module_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's architecture (its repr) and every tensor it holds."""
     h = hashlib.sha256(repr(module).encode())
     for key, tensor in module.state_dict().items():
         h.update(key.encode())
@@ -533,7 +548,8 @@ def _build_module(module: nn.Module, weights, random_state) -> Backbone:
         None,
         groups,
         Preprocessing(224, 256),
-        "module:" + _module_digest(trunk),
+        "module:" + (digest := module_digest(trunk)),
+        digest,
     )
 
 
@@ -573,6 +589,13 @@ def load_backbone(
     >>> bb.preprocessing.image_size
     224
     """
+    backbone = _build(model, weights, random_state)
+    if not backbone.digest:
+        backbone.digest = module_digest(backbone.trunk)
+    return backbone
+
+
+def _build(model, weights, random_state) -> Backbone:
     if isinstance(model, nn.Module):
         return _build_module(model, weights, random_state)
     if not isinstance(model, str):
@@ -591,3 +614,71 @@ def load_backbone(
     if model not in names:
         raise _unknown_model_error(model, names)
     return _build_torchvision(model, weights, random_state)
+
+
+# -------------------------------------------------------------------- the memo
+# Built backbones by specification, so the clones made by GridSearchCV and
+# cross_val_score do not rebuild (and re-hash) the same network for every fit.
+# Each entry holds a whole network: keep few.
+MAX_CACHED_BACKBONES = 2
+_BACKBONES = LRUMemo(MAX_CACHED_BACKBONES)
+
+
+def _memo_key(model, weights, random_state):
+    """The memo key of a deterministic specification, or None."""
+    if not isinstance(model, str):
+        return None  # a user's module: built (copied) afresh every time
+    if weights is None and not isinstance(random_state, Integral):
+        return None  # unseeded random init: a new network each time
+    wkey = weights
+    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+        stat = os.stat(weights)
+        wkey = (os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
+    return (model, wkey, random_state if weights is None else None)
+
+
+def _frozen(backbone: Backbone) -> Backbone:
+    backbone.trunk.eval().requires_grad_(False)
+    backbone.trunk.to(memory_format=torch.channels_last)
+    return backbone
+
+
+def cached_backbone(model, weights, random_state=None) -> Backbone:
+    """:func:`load_backbone`, memoised for deterministic specifications.
+
+    The trunk comes frozen (``requires_grad=False``), in eval mode and
+    channels-last, and is shared by every caller asking for the same model,
+    weights and seed: treat it as read-only, and train a copy
+    (``copy.deepcopy(backbone.trunk)``). At most :data:`MAX_CACHED_BACKBONES`
+    networks are kept alive by the memo (least recently used first out);
+    :func:`clear_backbone_cache` empties it. Safe to call from several threads:
+    a specification asked for by two threads at once is built once.
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import cached_backbone
+    >>> a = cached_backbone("resnet18", None, random_state=0)
+    >>> a is cached_backbone("resnet18", None, random_state=0)
+    True
+    >>> a.trunk.training
+    False
+    """
+    key = _memo_key(model, weights, random_state)
+    if key is None:
+        return _frozen(load_backbone(model, weights, random_state=random_state))
+    return _BACKBONES.get_or_build(
+        key, lambda: _frozen(load_backbone(model, weights, random_state=random_state))
+    )
+
+
+def clear_backbone_cache() -> None:
+    """Forget the memoised backbones of :func:`cached_backbone`.
+
+    Fitted estimators keep the networks they use; later fits build anew.
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import clear_backbone_cache
+    >>> clear_backbone_cache()
+    """
+    _BACKBONES.clear()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import math
 import sys
-from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -61,7 +60,7 @@ from .callbacks import (
     freeze_plan,
     group_parameters,
 )
-from .feature_extraction import PretrainedFeatureExtractor
+from .embedding import embed, embedding_digest, embedding_network
 from .images import ImageDataset, normalize_batch, validate_images
 
 __all__ = ["FineTunedClassifier"]
@@ -839,23 +838,28 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         return train, valid
 
     def _embed_frozen(self, trunk, backbone, preprocessing, images):
-        """Embed images once with the frozen trunk, through the extractor's loop.
+        """Embed images once with the frozen trunk, through the shared loop.
 
-        The extractor brings the batched, channels-last inference loop, the
-        progress bar and the embedding cache, so clones fitted by
-        ``GridSearchCV`` or ``cross_val_score`` embed each image once.
+        :func:`sktransfer.embedding.embed` brings the batched, channels-last
+        inference loop, the progress bar and the embedding cache, so clones
+        fitted by ``GridSearchCV`` or ``cross_val_score`` embed each image once.
+        The backbone's shared trunk holds the same tensors as ``trunk`` (its
+        copy, not yet trained), so its memoised inference copy serves.
         """
-        trunk.eval()
-        extractor = PretrainedFeatureExtractor(
-            trunk,
-            device=self.device,
-            num_workers=self.num_workers,
+        return embed(
+            embedding_network(backbone.trunk, None, backbone.source),
+            images,
+            preprocessing=preprocessing,
+            device=resolve_device(self.device),
             precision=self.precision,
+            num_workers=self.num_workers,
+            thread_safe=backbone.source != "module",
             progress=self.progress,
+            desc=f"Embedding with {backbone.name}",
+            cache_digest=embedding_digest(
+                backbone, None, "avg", preprocessing, self.precision
+            ),
         )
-        device = resolve_device(self.device)
-        extractor._use_backbone(replace(backbone, trunk=trunk), preprocessing, device)
-        return extractor.transform(images)
 
     # -------------------------------------------------------------- predict
     @property

@@ -6,6 +6,7 @@ distinguishable.
 """
 
 __all__ = [
+    "CacheWarning",
     "DomainOverlapWarning",
     "ImageLoadError",
     "LowEffectiveSampleSizeWarning",
@@ -27,3 +28,7 @@ class LowEffectiveSampleSizeWarning(UserWarning):
 
 class DomainOverlapWarning(UserWarning):
     """Source and target supports barely overlap, so reweighting cannot help."""
+
+
+class CacheWarning(UserWarning):
+    """The embedding cache found damaged entries or cannot write its directory."""

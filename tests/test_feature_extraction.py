@@ -19,14 +19,16 @@ def _extractor(**params):
 
 
 def _count_forwards(extractor, monkeypatch):
+    import sktransfer.embedding as emb
+
     calls = []
-    original = PretrainedFeatureExtractor._embed
+    original = emb._embed_uncached
 
-    def counting(self, images, **kwargs):
+    def counting(network, images, *args, **kwargs):
         calls.append(len(images))
-        return original(self, images, **kwargs)
+        return original(network, images, *args, **kwargs)
 
-    monkeypatch.setattr(PretrainedFeatureExtractor, "_embed", counting)
+    monkeypatch.setattr(emb, "_embed_uncached", counting)
     return calls
 
 
@@ -50,10 +52,10 @@ def test_network_in_eval_mode_and_batchnorm_frozen(rgb_images):
     net = make_tiny_cnn()
     net.train()
     ext = _extractor(model=net, cache=False).fit(rgb_images)
-    before = ext.backbone_.stem[1].running_mean.clone()
+    before = ext.backbone_.trunk.stem[1].running_mean.clone()
     ext.transform(rgb_images)
     assert not ext.backbone_.training
-    assert torch.equal(before, ext.backbone_.stem[1].running_mean)
+    assert torch.equal(before, ext.backbone_.trunk.stem[1].running_mean)
     assert net.training  # the user's module is untouched
 
 
@@ -199,37 +201,42 @@ def test_clones_share_the_inference_copy_and_release_it(rgb_images):
 
     from sklearn.base import clone
 
-    import sktransfer.feature_extraction as fe
+    import sktransfer.embedding as emb
 
-    cpu = torch.device("cpu")
     a = PretrainedFeatureExtractor(
         "resnet18", weights=None, image_size=32, random_state=0, progress=False
     ).fit(rgb_images)
     b = clone(a).fit(rgb_images)  # what GridSearchCV does for every candidate
-    assert a._network(cpu) is b._network(cpu)  # folded once, not per clone
-    assert not isinstance(a._network(cpu).bn1, torch.nn.BatchNorm2d)
+    # folded once, not per clone
+    assert emb.inference_network(a.backbone_, "cpu") is emb.inference_network(
+        b.backbone_, "cpu"
+    )
+    assert not isinstance(
+        emb.inference_network(a.backbone_, "cpu").bn1, torch.nn.BatchNorm2d
+    )
     # A user's module is deep-copied per fit: its copy goes with the estimator.
     ext = _extractor().fit(rgb_images)
-    assert ext.backbone_ in fe._INFERENCE_COPIES
-    trunk = weakref.ref(ext.backbone_)
+    assert ext.backbone_.trunk in emb._INFERENCE_COPIES
+    trunk = weakref.ref(ext.backbone_.trunk)
     del ext
     gc.collect()
     assert trunk() is None  # the memo does not keep it alive
 
 
-def test_inference_copy_follows_its_trunk_to_another_device():
-    # nn.Module.to moves the (possibly shared) trunk in place: the memoised
-    # copy of its old device must not be handed out for the new one.
+def test_inference_copy_for_another_device_leaves_the_trunk_alone():
+    # The trunk may be shared by every clone: the copy for another device is a
+    # copy, and the trunk itself never moves.
     from sktransfer._torch_utils import module_device
-    from sktransfer.feature_extraction import _inference_copy
+    from sktransfer.embedding import embedding_network, inference_network
 
     trunk = make_tiny_cnn().eval()
-    on_cpu = _inference_copy(trunk)
-    assert _inference_copy(trunk) is on_cpu
-    trunk.to("meta")  # stands in for an accelerator
-    moved = _inference_copy(trunk)
+    net = embedding_network(trunk)
+    on_cpu = inference_network(net, "cpu")
+    assert inference_network(net, "cpu") is on_cpu and on_cpu is not trunk
+    moved = inference_network(net, "meta")  # stands in for an accelerator
     assert module_device(on_cpu).type == "cpu"
     assert module_device(moved).type == "meta"
+    assert module_device(trunk).type == "cpu"
 
 
 def test_set_output_pandas(rgb_images):
@@ -374,25 +381,25 @@ def test_unreadable_file_in_transform(image_files, tmp_path):
         ext.transform([*image_files[:2], str(bad)])
 
 
-def test_module_on_accelerator_is_pickled_on_cpu(rgb_images, monkeypatch):
-    """No GPU here: pretend the network sits on CUDA and check what gets pickled."""
+def test_backbone_stays_on_cpu_and_only_it_is_pickled(rgb_images):
+    """No GPU here: a copy on the meta device stands in for an accelerator."""
     import pickle
 
-    import sktransfer.feature_extraction as fe
+    from sktransfer._torch_utils import module_device
+    from sktransfer.embedding import inference_network
 
     ext = _extractor().fit(rgb_images)
     ref = ext.transform(rgb_images)
-    moved = []
-    monkeypatch.setattr(fe, "module_device", lambda net: torch.device("cuda"))
-    original_to_cpu = fe.module_to_cpu
-    monkeypatch.setattr(
-        fe, "module_to_cpu", lambda net: moved.append(net) or original_to_cpu(net)
-    )
+    inference_network(ext.backbone_, "meta")  # what a CUDA transform builds
+    assert module_device(ext.backbone_).type == "cpu"
     state = ext.__getstate__()
-    assert (
-        moved and state["backbone_"] is not ext.backbone_
-    )  # a CPU copy, live net kept
-    monkeypatch.undo()
+    assert state["backbone_"] is ext.backbone_
+    # the user's module (a parameter) and the view, nothing else: no inference
+    # copy, no compiled graph
+    assert {k for k, v in state.items() if isinstance(v, torch.nn.Module)} == {
+        "model",
+        "backbone_",
+    }
     loaded = pickle.loads(pickle.dumps(ext))
     np.testing.assert_array_equal(loaded.transform(rgb_images), ref)
 
@@ -406,12 +413,12 @@ def test_nested_lists_of_rows_are_flattened_images(rgb_images):
 
 def test_cache_is_written_batch_by_batch(rgb_images, monkeypatch):
     """An interrupted transform keeps the embeddings of the batches it finished."""
-    import sktransfer.feature_extraction as fe
+    import sktransfer.embedding as emb
 
     clear_embedding_cache()
     # One stream: batches finish in order, so the second one is the one cut.
     ext = _extractor(batch_size=4, streams=1).fit(rgb_images)
-    original = fe._pool
+    original = emb.pool
     seen = []
 
     def failing_pool(out, pooling):
@@ -420,7 +427,7 @@ def test_cache_is_written_batch_by_batch(rgb_images, monkeypatch):
             raise KeyboardInterrupt
         return original(out, pooling)
 
-    monkeypatch.setattr(fe, "_pool", failing_pool)
+    monkeypatch.setattr(emb, "pool", failing_pool)
     with pytest.raises(KeyboardInterrupt):
         ext.transform(rgb_images)
     monkeypatch.undo()

@@ -9,6 +9,7 @@ from torchvision.models import resnet18
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer._torch_utils import fold_batch_norms, map_streams, resolve_streams
+from sktransfer.embedding import inference_network
 
 
 def _trained_resnet():
@@ -92,9 +93,9 @@ def test_extractor_tapping_a_convolution_gets_its_raw_output(rgb_images):
     with torch.inference_mode():
         model(x)
         expected = captured["out"].mean(dim=(2, 3))
-        got = ext._network(torch.device("cpu"))(x).mean(dim=(2, 3))
+        got = inference_network(ext.backbone_, "cpu")(x).mean(dim=(2, 3))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-    assert isinstance(ext._network(torch.device("cpu")).trunk.bn1, nn.Identity)
+    assert isinstance(inference_network(ext.backbone_, "cpu").trunk.bn1, nn.Identity)
 
 
 def _stream_threads():
