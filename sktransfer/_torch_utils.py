@@ -21,6 +21,7 @@ __all__ = [
     "map_streams",
     "module_device",
     "module_to_cpu",
+    "preserved_rng",
     "resolve_batch_size",
     "resolve_device",
     "resolve_streams",
@@ -351,6 +352,22 @@ class TorchRNG:
         finally:
             _RNG_LOCK.release()
         return False
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Restore torch's CPU RNG state on exit, holding the package's RNG lock.
+
+    A locked ``torch.random.fork_rng``: the block's draws (a DataLoader's base
+    seed, say) leave the caller's generator as it was, and no other thread's
+    seeded block (:class:`TorchRNG`) can have its state restored away under it.
+    """
+    with _RNG_LOCK:
+        state = torch.random.get_rng_state()
+        try:
+            yield
+        finally:
+            torch.random.set_rng_state(state)
 
 
 def seeded(random_state) -> TorchRNG:

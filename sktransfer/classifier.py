@@ -51,7 +51,14 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
-from ._torch_utils import autocast, module_device, module_to_cpu, resolve_device, seeded
+from ._torch_utils import (
+    autocast,
+    module_device,
+    module_to_cpu,
+    preserved_rng,
+    resolve_device,
+    seeded,
+)
 from .callbacks import (
     LR_POLICIES,
     EarlyStopping,
@@ -662,7 +669,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         """
         # DataLoaders draw their base seed from torch's global RNG even without
         # shuffling; fork it so that fitting leaves the caller's state alone.
-        with torch.random.fork_rng(devices=[]):
+        with preserved_rng():
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
@@ -893,7 +900,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         dataset = ImageDataset(
             images, self.preprocessing_, targets=np.zeros(len(images), np.int64)
         )
-        with torch.random.fork_rng(devices=[]):  # see fit
+        with preserved_rng():  # see fit
             return self._ready_net().predict_proba(dataset)
 
     def predict(self, X):
