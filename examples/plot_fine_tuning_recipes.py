@@ -11,7 +11,7 @@ estimator's ``history_`` (skorch's history: one row per epoch).
 * **last 2 groups** -- ``freeze=2``: the head and the top two layer groups;
 * **progressive unfreezing** -- ``freeze="backbone", unfreeze=[1, 2, 3]`` with
   ``discriminative_lr=0.3``: one more group from the top at each epoch, lower
-  learning rates further down (fastai's recipe).
+  learning rates further down (discriminative learning rates, as in fastai).
 
 Data: scikit-image's ``lfw_subset`` (faces vs non-face patches, real images
 shipped in the package), 30 training images per class. Backbone: real ImageNet

@@ -153,3 +153,17 @@ def test_resolve_streams():
     assert resolve_streams("auto", cpu) == expected
     assert resolve_streams("auto", cpu, thread_safe=False) == 1
     assert resolve_streams(2, cpu, thread_safe=False) == 2
+
+
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    from sktransfer._torch_utils import resolve_device
+
+    mps = torch.backends.mps
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
