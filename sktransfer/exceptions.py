@@ -9,6 +9,7 @@ __all__ = [
     "CacheWarning",
     "DomainOverlapWarning",
     "ImageLoadError",
+    "ImageScaleWarning",
     "LowEffectiveSampleSizeWarning",
     "WeightsMismatchError",
 ]
@@ -32,3 +33,7 @@ class DomainOverlapWarning(UserWarning):
 
 class CacheWarning(UserWarning):
     """The embedding cache found damaged entries or cannot write its directory."""
+
+
+class ImageScaleWarning(UserWarning):
+    """Image arrays hold values outside the scale their dtype is read on."""

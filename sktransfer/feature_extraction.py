@@ -214,6 +214,27 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         self : PretrainedFeatureExtractor
         """
         self._check_input(X, reset=True)
+        return self._fit()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Build the network and embed ``X``, checking ``X`` once.
+
+        Parameters
+        ----------
+        X : images
+            See :mod:`sktransfer.images` for the accepted forms.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features_out_), dtype float32
+        """
+        images = self._check_input(X, reset=True)
+        return self._fit()._transform(images)
+
+    def _fit(self):
         backbone, preprocessing, device = set_up_backbone(self)
         self.preprocessing_ = preprocessing
         self.backbone_ = embedding_network(backbone.trunk, self.layer, backbone.source)
@@ -247,7 +268,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         X_new : ndarray of shape (n_samples, n_features_out_), dtype float32
         """
         check_is_fitted(self)
-        images = self._check_input(X, reset=False)
+        return self._transform(self._check_input(X, reset=False))
+
+    def _transform(self, images):
         return embed(
             self.backbone_,
             images,

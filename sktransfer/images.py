@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy.sparse import issparse
 
 from ._torch_utils import map_streams
-from .exceptions import ImageLoadError
+from ._warnings import warn
+from .exceptions import ImageLoadError, ImageScaleWarning
 
 __all__ = [
     "ImageDataset",
@@ -133,9 +134,21 @@ def load_image(
             if min_size is not None and img.format == "JPEG":
                 img.draft("RGB", (min_size, min_size))
             img.load()
-            return _to_rgb(img)
+            # Phone photos store the camera's rotation as an EXIF tag: apply it,
+            # or the network sees the image sideways.
+            return _to_rgb(ImageOps.exif_transpose(img))
     except FileNotFoundError as exc:
         raise ImageLoadError(f"Image file not found: {str(path)!r}{where}.") from exc
+    except Image.DecompressionBombError as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise ImageLoadError(
+            f"Image {str(path)!r}{where} has {count}, more than twice Pillow's "
+            f"limit against decompression bombs (PIL.Image.MAX_IMAGE_PIXELS = "
+            f"{Image.MAX_IMAGE_PIXELS:,}). If you trust the file, raise the limit "
+            "before fitting: `import PIL.Image; PIL.Image.MAX_IMAGE_PIXELS = "
+            "None` (or a larger number); otherwise remove the file."
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageLoadError(
             f"Could not read image {str(path)!r}{where}: {exc}. Check that the file "
@@ -146,6 +159,10 @@ def load_image(
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
+    if img.mode == "F":
+        return Image.fromarray(
+            _float_to_uint8(np.asarray(img, np.float64)), "L"
+        ).convert("RGB")
     if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
         # 16-bit (or 32-bit integer) grayscale: rescale to 8 bits explicitly;
         # Pillow's own conversion would clip at 255.
@@ -162,6 +179,28 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """A 32-bit float image (TIFF mode ``F``) on the scale it is written in.
+
+    Values in [0, 1] are read as [0, 1] (Pillow's own conversion would clip
+    them to black), values in [0, 255] as 8-bit levels; anything else has no
+    scale we could guess and is refused.
+    """
+    finite = arr[np.isfinite(arr)]
+    if finite.size != arr.size:
+        raise ValueError("the 32-bit float image holds NaN or infinite values")
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0, 0)
+    if lo >= 0.0 and hi <= 1.0:
+        arr = arr * 255.0
+    elif not (lo >= 0.0 and hi <= 255.0):
+        raise ValueError(
+            f"the 32-bit float image has values in [{lo:.4g}, {hi:.4g}], neither "
+            "[0, 1] nor [0, 255]: convert it to an 8- or 16-bit image, or load "
+            "it yourself and pass an array on the [0, 1] scale"
+        )
+    return np.clip(arr + 0.5, 0, 255).astype(np.uint8)
 
 
 def _array_to_float_hwc(arr: np.ndarray) -> np.ndarray:
@@ -275,12 +314,24 @@ def _check_array_images(arr: np.ndarray, input_name: str) -> np.ndarray:
             raise ValueError(f"{input_name} contains NaN or infinity.")
         lo, hi = float(arr.min()), float(arr.max())
         if lo < 0.0 or hi > 1.0:
-            warnings.warn(
+            warn(
                 f"{input_name} is a float array with values in [{lo:.3g}, {hi:.3g}]; "
                 "float images are read on the [0, 1] scale. If yours are 0-255, "
                 "divide by 255 or pass uint8.",
-                UserWarning,
-                stacklevel=3,
+                ImageScaleWarning,
+            )
+    elif np.issubdtype(arr.dtype, np.integer) and arr.dtype not in (
+        np.uint8,
+        np.uint16,
+    ):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            warn(
+                f"{input_name} is a {arr.dtype} array with values in [{lo}, {hi}]; "
+                "integer images are read on the 0-255 scale (uint16 on 0-65535), "
+                "so values outside it are out of range. Pass uint16 for 16-bit "
+                "images (X.astype(np.uint16)), or floats on the [0, 1] scale.",
+                ImageScaleWarning,
             )
     return arr
 

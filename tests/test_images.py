@@ -268,3 +268,93 @@ def test_normalize_batch_matches_formula_and_keeps_layout(dtype, channels_last):
     torch.testing.assert_close(out, (x.float() / scale - mean) / std)
     assert out.dtype == torch.float32 and torch.equal(x, before)  # input untouched
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+# ------------------------------------------------- files as users have them
+def _exif_rotated(tmp_path, arr, orientation):
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    path = tmp_path / f"phone{orientation}.jpg"
+    img.save(path, exif=exif, quality=95)
+    return path
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    rng = np.random.RandomState(0)
+    arr = rng.randint(0, 256, (20, 30, 3), dtype=np.uint8)
+    arr[:, :10] = 0  # an asymmetric image: dark left third
+    stored = np.ascontiguousarray(np.rot90(arr, k=1))  # what the camera stored
+    path = _exif_rotated(tmp_path, stored, 6)  # "rotate 90 CW to display"
+    upright = np.asarray(load_image(path))
+    assert upright.shape == (20, 30, 3)  # landscape again, as displayed
+    assert upright[:, :10].mean() < 20 and upright[:, 10:].mean() > 80
+
+
+def test_float_tiff_in_unit_range_is_not_black(tmp_path):
+    arr = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
+    path = tmp_path / "float.tif"
+    Image.fromarray(arr, mode="F").save(path)
+    loaded = np.asarray(load_image(path))
+    np.testing.assert_allclose(loaded[..., 0] / 255.0, arr, atol=1 / 255)
+
+
+def test_float_tiff_on_0_255_scale_reads_as_levels(tmp_path):
+    arr = np.linspace(0, 255, 16 * 16, dtype=np.float32).reshape(16, 16)
+    path = tmp_path / "float255.tif"
+    Image.fromarray(arr, mode="F").save(path)
+    np.testing.assert_allclose(np.asarray(load_image(path))[..., 0], arr, atol=1)
+
+
+def test_float_tiff_of_unknown_scale_is_refused_by_name(tmp_path):
+    path = tmp_path / "float_odd.tif"
+    Image.fromarray(np.full((8, 8), 1000.0, np.float32), mode="F").save(path)
+    with pytest.raises(ImageLoadError, match=r"float_odd\.tif.*neither \[0, 1\]"):
+        load_image(path, 3)
+
+
+def test_decompression_bomb_names_the_file_and_the_fix(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 > 2 x 1000
+    with pytest.raises(
+        ImageLoadError,
+        match=r"'.*huge\.png' \(index 5\) has 4,096 pixels.*MAX_IMAGE_PIXELS",
+    ):
+        load_image(path, 5)
+
+
+@pytest.mark.parametrize("dtype, lo, hi", [("int32", 0, 1000), ("int16", -5, 100)])
+def test_integer_arrays_out_of_8_bit_range_warn(dtype, lo, hi):
+    from sktransfer.exceptions import ImageScaleWarning
+
+    arr = np.linspace(lo, hi, 2 * 8 * 8).astype(dtype).reshape(2, 8, 8)
+    with pytest.warns(
+        ImageScaleWarning, match=rf"{dtype} array with values in \[{lo}, {hi}\]"
+    ):
+        check_images(arr)
+
+
+def test_in_range_integer_arrays_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_images(np.full((2, 8, 8), 200, np.int64))
+        check_images(np.full((2, 8, 8), 60000, np.uint16))
+
+
+def test_scale_warning_points_at_the_callers_line_once(rgb_images):
+    import warnings
+
+    from conftest import make_tiny_cnn
+
+    from sktransfer import PretrainedFeatureExtractor
+
+    ext = PretrainedFeatureExtractor(make_tiny_cnn(), image_size=16, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ext.fit_transform(rgb_images.astype(np.float32))  # 0-255 floats
+    scale = [w for w in caught if "float images are read" in str(w.message)]
+    assert len(scale) == 1
+    assert scale[0].filename == __file__
