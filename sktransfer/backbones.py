@@ -196,16 +196,23 @@ def _unknown_model_error(model: str, candidates: list[str]) -> ValueError:
 def is_weights_path(weights) -> bool:
     """Whether ``weights`` names a local weights file rather than a weights name.
 
-    A path-like object, a string with a path separator, one that ends in a
-    weights suffix (:data:`WEIGHT_SUFFIXES`) or one naming an existing file.
+    A path-like object, or a string with a path separator or a weights suffix
+    (:data:`WEIGHT_SUFFIXES`). A bare word is a weights name (``"DEFAULT"``,
+    ``"IMAGENET1K_V1"``) even when a file of that name exists in the working
+    directory: reserved names win; write ``"./DEFAULT"`` for the file.
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import is_weights_path
+    >>> is_weights_path("DEFAULT"), is_weights_path("./DEFAULT")
+    (False, True)
+    >>> is_weights_path("lite0.pth"), is_weights_path("IMAGENET1K_V1")
+    (True, False)
     """
     if isinstance(weights, os.PathLike):
         return True
     return isinstance(weights, str) and (
-        os.sep in weights
-        or "/" in weights
-        or weights.lower().endswith(WEIGHT_SUFFIXES)
-        or Path(weights).is_file()
+        os.sep in weights or "/" in weights or weights.lower().endswith(WEIGHT_SUFFIXES)
     )
 
 
@@ -254,16 +261,24 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path), device="cpu")
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError, OSError, ...
+            raise ValueError(
+                f"Could not read weights file {str(path)!r} as safetensors: "
+                f"{_safe_reason(exc)}. Check that the file is complete (it may be "
+                "truncated or not a safetensors file)."
+            ) from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ValueError(
                 f"Could not read weights file {str(path)!r} with "
-                f"torch.load(weights_only=True): {exc}. sktransfer only loads "
-                "plain state_dicts (tensors), never pickled code; save yours with "
-                "torch.save(model.state_dict(), path)."
+                f"torch.load(weights_only=True): {_safe_reason(exc)}. sktransfer "
+                "only loads plain state_dicts (tensors), never pickled code; save "
+                "yours with torch.save(model.state_dict(), path), or as "
+                "safetensors."
             ) from exc
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -278,6 +293,23 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def _safe_reason(exc: Exception) -> str:
+    """An exception's message without advice to load with ``weights_only=False``.
+
+    torch's unpickling errors suggest re-running ``torch.load`` with
+    ``weights_only=False`` or allow-listing globals: both execute code from the
+    file, which this package never does, so that advice is dropped.
+    """
+    unsafe = ("weights_only", "safe_globals", "trusted source", "torch.load")
+    kept = [
+        line.strip()
+        for line in str(exc).splitlines()
+        if line.strip() and not any(u in line for u in unsafe)
+    ]
+    reason = " ".join(kept) or type(exc).__name__
+    return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
 def _load_into(trunk: nn.Module, state: dict, head_prefix: str | None, path) -> None:
@@ -445,9 +477,16 @@ def _build_torchvision(name: str, weights, random_state) -> Backbone:
             resolved = weights_cls.verify(weights)
         except (KeyError, ValueError) as exc:
             valid = ["DEFAULT"] + [w.name for w in weights_cls]
+            hint = (
+                f" A file named {weights!r} exists here: pass "
+                f"{'./' + weights!r} to load it."
+                if os.path.isfile(weights)
+                else ""
+            )
             raise ValueError(
                 f"Unknown weights {weights!r} for model {name!r}. Valid names: "
                 f"{valid}; or None for random init, or a path to a local file."
+                f"{hint}"
             ) from exc
         try:
             model = get_model(name, weights=resolved, **kwargs)
@@ -631,7 +670,7 @@ def _memo_key(model, weights, random_state):
     if weights is None and not isinstance(random_state, Integral):
         return None  # unseeded random init: a new network each time
     wkey = weights
-    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+    if is_weights_path(weights) and os.path.isfile(weights):
         stat = os.stat(weights)
         wkey = (os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
     return (model, wkey, random_state if weights is None else None)

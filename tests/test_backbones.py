@@ -227,3 +227,39 @@ def test_layer_group_modules_include_batchnorm():
     bb = load_backbone("resnet18", weights=None, random_state=0)
     mods = bb.layer_groups[0].modules(bb.trunk)
     assert any(isinstance(m, nn.BatchNorm2d) for m in mods)
+
+
+class _Payload:
+    """A pickled object whose file a weights_only load must refuse."""
+
+
+def test_corrupt_safetensors_file_is_named(tmp_path):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(ValueError, match=r"'.*broken\.safetensors' as safetensors"):
+        load_backbone("resnet18", path)
+
+
+def test_unsafe_file_error_gives_no_advice_to_unpickle(tmp_path):
+    path = tmp_path / "pickled.pth"
+    torch.save({"weight": _Payload()}, path)
+    with pytest.raises(ValueError, match=r"pickled\.pth") as info:
+        load_backbone("resnet18", path)
+    message = str(info.value)
+    assert "weights_only=False" not in message and "safe_globals" not in message
+    assert "never pickled code" in message
+
+
+def test_reserved_weights_names_win_over_files_in_the_working_directory(
+    tmp_path, monkeypatch
+):
+    from sktransfer.backbones import is_weights_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DEFAULT").write_bytes(b"not weights")
+    (tmp_path / "IMAGENET1K_V9").write_bytes(b"not weights")
+    assert not is_weights_path("DEFAULT") and is_weights_path("./DEFAULT")
+    with pytest.raises(ValueError, match=r"Could not read weights file 'DEFAULT' with"):
+        load_backbone("resnet18", "./DEFAULT")
+    with pytest.raises(ValueError, match=r"Unknown weights.*pass '\./IMAGENET1K_V9'"):
+        load_backbone("resnet18", "IMAGENET1K_V9")
