@@ -56,6 +56,32 @@ def test_help_lists_commands_and_exit_codes(capsys):
         assert main([command, "--help"]) == 0
 
 
+@pytest.mark.parametrize("method", ["probe", "finetune"])
+def test_fit_options_left_unset_keep_the_estimators_defaults(method, capsys):
+    from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
+    from sktransfer._cli_commands import build_estimator
+    from sktransfer.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["fit", "d", "-o", "m.joblib", "--method", method, "-q"]
+    )
+    estimator = build_estimator(args)
+    if method == "probe":
+        estimator, reference = estimator.steps[0][1], PretrainedFeatureExtractor()
+        params = ["model", "weights", "image_size", "batch_size", "device"]
+    else:
+        reference = FineTunedClassifier()
+        params = ["model", "weights", "batch_size", "freeze", "max_epochs", "lr"]
+    for name in params:
+        assert estimator.get_params()[name] == reference.get_params()[name], name
+    # --help shows the same defaults, read from the estimators.
+    assert main(["fit", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"default: {FineTunedClassifier().max_epochs}" in out
+    assert f"default: {FineTunedClassifier().lr}" in out
+    assert "auto with --method probe, 32 with --method finetune" in out
+
+
 def test_fit_reports_accuracy_and_saves(fitted, capsys):
     import joblib
 
@@ -219,7 +245,16 @@ def test_demo_small(tmp_path, lite0_weights, monkeypatch, capsys):
     monkeypatch.setenv("SKTRANSFER_HOME", str(lite0_weights.parent))
     out = tmp_path / "demo"
     args = ["demo", "--output-dir", str(out), "--n-train", "20", "--n-test", "20"]
-    assert main([*args, "--image-size", "32", "-q"]) == 0
+    # The figure must not switch the process's matplotlib backend: start from
+    # one that is not Agg, so a matplotlib.use("Agg") would show.
+    matplotlib = pytest.importorskip("matplotlib")
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        assert main([*args, "--image-size", "32", "-q"]) == 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
     printed = capsys.readouterr().out
     assert "raw pixels" in printed and "predictions identical: yes" in printed
     assert sorted(p.name for p in out.iterdir()) == [
