@@ -90,8 +90,13 @@ def _add_backbone_options(parser, estimators: dict[str, str]) -> None:
     group.add_argument(
         "--model",
         default=EstimatorDefault("model", estimators),
-        help="torchvision name, 'timm:<name>' or ... (default: %(default)s; with "
-        "--weights offline, timm:tf_efficientnet_lite0).",
+        help=(
+            "the network: a torchvision model name (resnet18, efficientnet_b0, "
+            "convnext_tiny, ...) or 'timm:<name>' for a timm model (pip install "
+            "'sktransfer[timm]'); sktransfer.list_backbones() lists them all. "
+            "Default: %(default)s; with --weights offline, "
+            "timm:tf_efficientnet_lite0."
+        ),
     )
     group.add_argument(
         "--weights",
@@ -124,12 +129,27 @@ def _add_backbone_options(parser, estimators: dict[str, str]) -> None:
         default=EstimatorDefault("device", estimators),
         help="'auto' (CUDA if present), 'cpu', 'cuda:0'... (default: %(default)s).",
     )
-    group.add_argument("--random-state", type=int, default=0, metavar="SEED")
+    group.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help=(
+            "seed of everything random: the initialisation with --weights none, "
+            "the held-out split, the training. Default: %(default)s, so that a "
+            "command run twice gives the same result."
+        ),
+    )
 
 
-def _add_quiet(parser) -> None:
+def _add_common_options(parser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress messages or bars."
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print the full traceback before the one-line message.",
     )
 
 
@@ -147,15 +167,28 @@ def _add_fit(commands) -> None:
         ),
         epilog=SECURITY,
     )
-    fit.add_argument("directory", metavar="DIRECTORY")
     fit.add_argument(
-        "-o", "--output", required=True, metavar="MODEL.joblib", help="model file."
+        "directory",
+        metavar="DIRECTORY",
+        help="a folder with one subfolder of images per class "
+        "(DIRECTORY/<class>/<image>).",
+    )
+    fit.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL.joblib",
+        help="where to save the fitted model (a joblib file).",
     )
     fit.add_argument(
         "--method",
         choices=("probe", "finetune"),
         default="probe",
-        help="default: %(default)s.",
+        help=(
+            "probe: a logistic regression on frozen pretrained embeddings; "
+            "finetune: train the network itself (FineTunedClassifier). "
+            "Default: %(default)s."
+        ),
     )
     _add_backbone_options(fit, FIT_ESTIMATORS)
     tune = fit.add_argument_group("fine-tuning (--method finetune)")
@@ -175,13 +208,13 @@ def _add_fit(commands) -> None:
         metavar="N",
         type=_positive_int,
         default=EstimatorDefault("max_epochs", FINETUNER),
-        help="default: %(default)s.",
+        help="passes over the training images (default: %(default)s).",
     )
     tune.add_argument(
         "--lr",
         type=float,
         default=EstimatorDefault("lr", FINETUNER),
-        help="default: %(default)s.",
+        help="learning rate (default: %(default)s).",
     )
     evaluation = fit.add_argument_group("evaluation")
     evaluation.add_argument(
@@ -201,7 +234,7 @@ def _add_fit(commands) -> None:
         help="save the model fitted on the training split instead of refitting "
         "on all images.",
     )
-    _add_quiet(fit)
+    _add_common_options(fit)
     fit.set_defaults(handler=_cli_commands.run_fit)
 
 
@@ -215,15 +248,28 @@ def _add_predict(commands) -> None:
         ),
         epilog=SECURITY,
     )
-    predict.add_argument("model", metavar="MODEL.joblib")
-    predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument(
-        "-o", "--output", default=None, metavar="OUT.csv", help="default: stdout."
+        "model",
+        metavar="MODEL.joblib",
+        help="a model file written by 'sktransfer fit' (load only files you trust).",
+    )
+    predict.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, or folders searched recursively for images.",
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="OUT.csv",
+        help="the CSV file to write (default: standard output).",
     )
     predict.add_argument(
         "--proba", action="store_true", help="add one probability column per class."
     )
-    _add_quiet(predict)
+    _add_common_options(predict)
     predict.set_defaults(handler=_cli_commands.run_predict)
 
 
@@ -237,26 +283,38 @@ def _add_embed(commands) -> None:
             "only; .parquet adds the path (and the class subfolder as 'label')."
         ),
     )
-    embed.add_argument("directory", metavar="DIRECTORY")
+    embed.add_argument(
+        "directory",
+        metavar="DIRECTORY",
+        help="a folder of images, searched recursively.",
+    )
     embed.add_argument(
         "-o",
         "--output",
         required=True,
         metavar="FEATURES.(npy|parquet)",
-        help="output file.",
+        help="the file to write: .npy (the matrix) or .parquet (with the paths).",
     )
     _add_backbone_options(embed, EXTRACTOR)
     embed.add_argument(
         "--layer",
         default=EstimatorDefault("layer", EXTRACTOR),
-        help="module or graph node (default: penultimate).",
+        help=(
+            "the module or graph node whose output is embedded, e.g. layer3 for "
+            "resnet18 (default: the penultimate layer, the input of the "
+            "classification head)."
+        ),
     )
     embed.add_argument(
         "--pooling",
-        choices=("avg", "max", "avgmax", "cls"),
         default=EstimatorDefault("pooling", EXTRACTOR),
+        help=(
+            "how the layer's feature map becomes one vector per image: avg, max, "
+            "avgmax (both, concatenated) or cls (a transformer's class token). "
+            "Default: %(default)s."
+        ),
     )
-    _add_quiet(embed)
+    _add_common_options(embed)
     embed.set_defaults(handler=_cli_commands.run_embed)
 
 
@@ -287,7 +345,7 @@ def _add_demo(commands) -> None:
     demo.add_argument(
         "--image-size", type=_positive_int, default=64, help="default: %(default)s."
     )
-    _add_quiet(demo)
+    _add_common_options(demo)
     demo.set_defaults(handler=_demo.run_demo)
 
 
@@ -313,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=__version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="run 'sktransfer COMMAND --help'."
+    )
     commands.required = True
     for add in (_add_fit, _add_predict, _add_embed, _add_demo):
         add(commands)

@@ -1,5 +1,6 @@
 """The ``sktransfer`` command line: round trips on real images, errors, exit codes."""
 
+import argparse
 import csv
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from sktransfer.cli import EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE, main
+from sktransfer.cli import EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE, build_parser, main
 from sktransfer.datasets import make_faces_folder
 
 
@@ -273,3 +274,33 @@ def test_console_entry_point():
     )
     assert result.returncode == 0
     assert result.stdout.strip()
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"]])
+def test_help_and_version_import_no_heavy_module(argv):
+    # What makes `sktransfer --help` take seconds is importing torch & co.
+    script = (
+        "import sys; from sktransfer.cli import main; code = main(%r); "
+        "print([m for m in ('torch', 'sklearn', 'skorch', 'numpy', 'PIL') "
+        "if m in sys.modules]); sys.exit(code)" % argv
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _actions(parser):
+    for action in parser._actions:
+        yield parser.prog, action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _actions(sub)
+
+
+def test_every_option_and_argument_has_help():
+    for prog, action in _actions(build_parser()):
+        name = f"{prog} {action.option_strings or action.dest}"
+        assert action.help and action.help != argparse.SUPPRESS, name
+        assert "or ..." not in action.help, name  # no help text trailing off
