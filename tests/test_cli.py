@@ -280,9 +280,9 @@ def test_console_entry_point():
 def test_help_and_version_import_no_heavy_module(argv):
     # What makes `sktransfer --help` take seconds is importing torch & co.
     script = (
-        "import sys; from sktransfer.cli import main; code = main(%r); "
+        f"import sys; from sktransfer.cli import main; code = main({argv!r}); "
         "print([m for m in ('torch', 'sklearn', 'skorch', 'numpy', 'PIL') "
-        "if m in sys.modules]); sys.exit(code)" % argv
+        "if m in sys.modules]); sys.exit(code)"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
@@ -304,3 +304,172 @@ def test_every_option_and_argument_has_help():
         name = f"{prog} {action.option_strings or action.dest}"
         assert action.help and action.help != argparse.SUPPRESS, name
         assert "or ..." not in action.help, name  # no help text trailing off
+
+
+# ------------------------------------------------------------ user errors
+def _one_line_error(err, command, start):
+    """stderr holds exactly one line: the error, naming the option."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith(f"sktransfer {command}: error: {start}"), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def small_folder(tmp_path):
+    return _folder(tmp_path / "data", {"a": 4, "b": 4})
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--model", "resnt18", ["Did you mean 'resnet18'", "list_backbones()"]),
+        ("--layer", "layer9", ["not a module or graph node", "named_modules"]),
+        ("--pooling", "mean", ["'avg'", "'max'", "Got 'mean'"]),
+        ("--device", "gpu", ["not a valid torch device", "'cpu'"]),
+        ("--device", "cuda", ["CUDA is not available", "'auto'"]),
+        ("--weights", "IMAGENET9K", ["Valid names", "IMAGENET1K_V1"]),
+    ],
+)
+def test_bad_option_value_ends_in_one_line(
+    small_folder, tmp_path, capsys, no_cuda, option, value, words
+):
+    out = tmp_path / "features.npy"
+    args = ["embed", str(small_folder), "-o", str(out), "--image-size", "16", "-q"]
+    if option != "--weights":
+        args += ["--weights", "none"]
+    assert main([*args, option, value]) == EXIT_USAGE
+    line = _one_line_error(capsys.readouterr().err, "embed", f"{option} {value}: ")
+    for word in words:
+        assert word in line
+    assert not out.exists()
+
+
+def _bad_weights(tmp_path, kind):
+    import torch
+
+    path = tmp_path / "weights.pth"
+    if kind == "garbage":
+        path.write_bytes(b"not a state_dict")
+    elif kind == "other-architecture":
+        torch.save({"conv.weight": torch.zeros(1)}, path)
+    return path  # "missing": never written
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("garbage", ["Could not read weights file", "weights.pth"]),
+        ("other-architecture", ["does not fit the architecture", "conv.weight"]),
+        ("missing", ["no such file", "offline"]),
+    ],
+)
+def test_bad_weights_file_ends_in_one_line(small_folder, tmp_path, capsys, kind, words):
+    weights = _bad_weights(tmp_path, kind)
+    out = tmp_path / "model.joblib"
+    args = ["fit", str(small_folder), "-o", str(out), "--weights", str(weights)]
+    assert main([*args, "--image-size", "16", "-q"]) == EXIT_INPUT
+    line = _one_line_error(capsys.readouterr().err, "fit", f"--weights {weights}: ")
+    for word in words:
+        assert word in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("test_size", ["0.9", "0.05"])
+def test_test_size_too_large_or_small_for_the_folder(
+    small_folder, tmp_path, capsys, test_size
+):
+    # 8 images in 2 classes: 0.9 leaves 0 for training, 0.05 holds out 1.
+    out = tmp_path / "model.joblib"
+    args = ["fit", str(small_folder), "-o", str(out), "--weights", "none", "-q"]
+    assert main([*args, "--test-size", test_size]) == EXIT_INPUT
+    line = _one_line_error(capsys.readouterr().err, "fit", f"--test-size {test_size}")
+    assert "--test-size 0" in line
+    assert not out.exists()
+
+
+def test_debug_prints_the_traceback_before_the_line(small_folder, tmp_path, capsys):
+    args = ["embed", str(small_folder), "-o", str(tmp_path / "f.npy"), "-q"]
+    args += ["--weights", "none", "--layer", "layer9", "--debug"]
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback")
+    assert err.strip().splitlines()[-1].startswith("sktransfer embed: error: --layer")
+
+
+def test_unexpected_error_is_one_line_with_exit_1(
+    small_folder, tmp_path, capsys, monkeypatch
+):
+    from sktransfer import PretrainedFeatureExtractor
+
+    def fail(self, X, y=None):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(PretrainedFeatureExtractor, "fit_transform", fail)
+    args = ["embed", str(small_folder), "-o", str(tmp_path / "f.npy"), "-q"]
+    assert main([*args, "--weights", "none"]) == 1
+    line = _one_line_error(capsys.readouterr().err, "embed", "RuntimeError: ")
+    assert "something broke" in line and "--debug" in line
+
+
+def test_default_weights_offline_names_the_offline_choices(
+    small_folder, tmp_path, capsys, monkeypatch
+):
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(api.WeightsEnum, "get_state_dict", offline)
+    out = tmp_path / "model.joblib"
+    assert main(["fit", str(small_folder), "-o", str(out), "-q"]) == EXIT_INPUT
+    line = _one_line_error(capsys.readouterr().err, "fit", "--weights DEFAULT: ")
+    assert "no download is possible" in line
+    for choice in ["--weights offline", "a local file", "--weights none"]:
+        assert choice in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"garbage", b""], ids=["garbage", "empty"])
+def test_predict_with_a_file_that_is_not_a_model(tmp_path, capsys, content):
+    bad = tmp_path / "photo.joblib"
+    bad.write_bytes(content)
+    image = _folder(tmp_path / "d", {"a": 1}) / "a" / "0.png"
+    assert main(["predict", str(bad), str(image)]) == EXIT_INPUT
+    line = _one_line_error(capsys.readouterr().err, "predict", "")
+    assert "not a model saved by sktransfer (or joblib)" in line
+    assert "photo.joblib" in line
+
+
+@pytest.mark.parametrize("during", ["fit", "save"])
+def test_interrupt_exits_130_and_keeps_the_old_model(
+    small_folder, tmp_path, capsys, monkeypatch, during
+):
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    out = tmp_path / "model.joblib"
+    out.write_bytes(b"the model of yesterday")
+
+    def interrupt(*args, **kwargs):
+        if during == "save":
+            args[1].write_bytes(b"half a model")  # joblib.dump(model, path)
+        raise KeyboardInterrupt
+
+    if during == "fit":
+        monkeypatch.setattr(Pipeline, "fit", interrupt)
+    else:
+        monkeypatch.setattr(joblib, "dump", interrupt)
+    args = ["fit", str(small_folder), "-o", str(out), "--weights", "none", "-q"]
+    assert main([*args, "--image-size", "16", "--test-size", "0"]) == 130
+    _one_line_error(capsys.readouterr().err, "fit", "interrupted")
+    assert out.read_bytes() == b"the model of yesterday"
+    assert not _leftovers(tmp_path)
