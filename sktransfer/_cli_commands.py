@@ -200,7 +200,7 @@ def load_model(path):
 
 
 def _expand_paths(items) -> list[str]:
-    from .datasets import IMAGE_EXTENSIONS, find_images
+    from .datasets import find_images, image_extensions
 
     paths = []
     for item in items:
@@ -210,7 +210,7 @@ def _expand_paths(items) -> list[str]:
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         elif os.path.isfile(item):
-            if Path(item).suffix.lower() not in IMAGE_EXTENSIONS:
+            if Path(item).suffix.lower() not in image_extensions():
                 raise CommandError(f"Not an image file: {item!r}.", EXIT_INPUT)
             paths.append(item)
         else:

