@@ -27,6 +27,7 @@ from ._cli_support import (
     print_table,
     progress,
     set_progress,
+    sktransfer_steps,
 )
 
 __all__ = ["run_embed", "run_fit", "run_predict"]
@@ -91,6 +92,7 @@ def _read_training_folder(args):
         f"Found {len(paths)} images in {len(classes)} classes: "
         + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts, strict=True)),
     )
+    check_readable(args, paths, "repair or remove them, then run again.")
     return paths, labels, counts
 
 
@@ -218,19 +220,91 @@ def _expand_paths(items) -> list[str]:
     return paths
 
 
-def _csv_text(paths, columns, header) -> str:
+def check_readable(args, paths, fix: str) -> list[str]:
+    """Decode every image once; report all unreadable files in one error.
+
+    Returns the unreadable paths when ``args.skip_unreadable`` allows them.
+    """
+    from .datasets import find_unreadable_images
+
+    log(args, f"Checking that the {len(paths)} images decode")
+    unreadable = find_unreadable_images(paths)
+    if not unreadable:
+        return []
+    lines = [f"unreadable image: {path} ({reason})" for path, reason in unreadable]
+    n = len(unreadable)
+    if getattr(args, "skip_unreadable", False) and n < len(paths):
+        for line in lines:
+            print(f"sktransfer {args.command}: skipped {line}", file=sys.stderr)
+        return [path for path, _ in unreadable]
+    raise CommandError(
+        f"{n} of the {len(paths)} images cannot be read (listed above): {fix}",
+        EXIT_INPUT,
+        details=lines,
+    )
+
+
+def set_device(model, device) -> None:
+    """Put every sktransfer step of ``model`` on ``device``.
+
+    Without ``device``, a step saved for a device this machine lacks (a model
+    fitted with ``device="cuda"``, used where there is no GPU) falls back to the
+    CPU, with a warning.
+    """
+    import warnings
+
+    from ._torch_utils import resolve_device
+
+    if device is not None:
+        resolve_device(device)  # a bad --device fails before any work
+    for step in sktransfer_steps(model):
+        if "device" not in step.get_params(deep=False):
+            continue
+        if device is not None:
+            step.set_params(device=device)
+            continue
+        try:
+            resolve_device(step.device)
+        except ValueError:
+            warnings.warn(
+                f"the model was saved with device={step.device!r}, which this "
+                "machine lacks; predicting on the CPU (choose with --device).",
+                UserWarning,
+                stacklevel=2,
+            )
+            step.set_params(device="cpu")
+
+
+def _predict_rows(args, model, paths) -> tuple[list[str], list[list]]:
+    """The CSV header and one row per path (empty values for skipped files)."""
     import numpy as np
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for i, path in enumerate(paths):
-        values = [c[i] for c in columns]
-        writer.writerow(
-            [path]
-            + [f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in values]
+    header = ["path", "prediction"]
+    if args.proba:
+        if not hasattr(model, "predict_proba"):
+            raise CommandError("This model has no predict_proba.", EXIT_USAGE)
+        header += [f"proba_{c}" for c in model.classes_]
+    skipped = set(
+        check_readable(
+            args,
+            paths,
+            "repair or remove them, or pass --skip-unreadable to predict the others.",
         )
-    return buffer.getvalue()
+    )
+    keep = [i for i, p in enumerate(paths) if p not in skipped]
+    log(args, f"Predicting {len(keep)} images")
+    chosen = [paths[i] for i in keep]
+    columns = [model.predict(chosen)]
+    if args.proba:
+        proba = model.predict_proba(chosen)
+        columns += list(proba.T)
+    rows = [[path] + [""] * (len(header) - 1) for path in paths]
+    for k, i in enumerate(keep):
+        rows[i][1:] = [
+            f"{c[k]:.6g}" if isinstance(c[k], (float, np.floating)) else c[k]
+            for c in columns
+        ]
+    return header, rows
 
 
 def run_predict(args) -> int:
@@ -239,21 +313,18 @@ def run_predict(args) -> int:
     model = load_model(args.model)
     paths = _expand_paths(args.paths)
     set_progress(model, progress(args))
-    log(args, f"Predicting {len(paths)} images")
-    header, columns = ["path", "prediction"], [model.predict(paths)]
-    if args.proba:
-        if not hasattr(model, "predict_proba"):
-            raise CommandError("This model has no predict_proba.", EXIT_USAGE)
-        proba = model.predict_proba(paths)
-        header += [f"proba_{c}" for c in model.classes_]
-        columns += [proba[:, j] for j in range(proba.shape[1])]
-    text = _csv_text(paths, columns, header)
+    set_device(model, args.device)
+    header, rows = _predict_rows(args, model, paths)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(buffer.getvalue())
     else:
         with atomic_write(output) as tmp:
-            tmp.write_text(text)
-        log(args, f"Wrote {len(paths)} predictions to {output}")
+            tmp.write_text(buffer.getvalue())
+        log(args, f"Wrote {len(rows)} rows to {output}")
     return EXIT_OK
 
 
@@ -300,6 +371,7 @@ def run_embed(args) -> int:
         paths = find_images(args.directory)
     except (OSError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
+    check_readable(args, paths, "repair or remove them, then run again.")
     extractor = PretrainedFeatureExtractor(
         **backbone_params(args),
         **given(args, "layer", "pooling", "image_size", "batch_size", "device"),

@@ -273,6 +273,24 @@ def _add_predict(commands) -> None:
     predict.add_argument(
         "--proba", action="store_true", help="add one probability column per class."
     )
+    predict.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help=(
+            "predict the images that decode and list the others on stderr and as "
+            "rows with an empty prediction (default: report every unreadable "
+            "image and write nothing)."
+        ),
+    )
+    predict.add_argument(
+        "--device",
+        default=None,
+        help=(
+            "where to run the model: 'cpu', 'cuda', 'cuda:1', 'auto'... (default: "
+            "the device it was saved with, or the CPU, with a warning, if this "
+            "machine lacks it)."
+        ),
+    )
     _add_common_options(predict)
     predict.set_defaults(handler=_cli_commands.run_predict)
 

@@ -473,3 +473,113 @@ def test_interrupt_exits_130_and_keeps_the_old_model(
     _one_line_error(capsys.readouterr().err, "fit", "interrupted")
     assert out.read_bytes() == b"the model of yesterday"
     assert not _leftovers(tmp_path)
+
+
+# ------------------------------------------------- unreadable and skipped files
+@pytest.fixture
+def mixed_folder(faces, tmp_path):
+    """3 real face images, a damaged JPEG and a truncated PNG."""
+    import shutil
+
+    root = tmp_path / "new_photos"
+    root.mkdir()
+    for image in sorted((faces / "val" / "face").iterdir())[:3]:
+        shutil.copy(image, root / image.name)
+    (root / "broken.jpg").write_bytes(b"not a jpeg")
+    good = next(root.glob("*.png")).read_bytes()
+    (root / "truncated.png").write_bytes(good[: len(good) // 2])
+    return root
+
+
+def test_predict_reports_every_unreadable_image_and_writes_nothing(
+    fitted, mixed_folder, tmp_path, capsys
+):
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(fitted), str(mixed_folder), "-o", str(out), "-q"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split()[2] for line in err[:-1]] == [
+        str(mixed_folder / "broken.jpg"),
+        str(mixed_folder / "truncated.png"),
+    ]
+    assert err[-1].startswith("sktransfer predict: error: 2 of the 5 images")
+    assert "--skip-unreadable" in err[-1]
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_predict_skip_unreadable_predicts_the_rest(
+    fitted, mixed_folder, tmp_path, capsys
+):
+    out = tmp_path / "pred.csv"
+    args = ["predict", str(fitted), str(mixed_folder), "-o", str(out), "--proba"]
+    assert main([*args, "--skip-unreadable", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped unreadable image") == 2
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 5  # every file has its row, in path order
+    empty = [r["path"].split("/")[-1] for r in rows if r["prediction"] == ""]
+    assert empty == ["broken.jpg", "truncated.png"]
+    assert all(r["proba_face"] == "" for r in rows if r["prediction"] == "")
+    assert all(r["prediction"] in {"face", "not_face"} for r in rows[1:4])
+
+
+def test_fit_reports_every_unreadable_image_in_one_pass(tmp_path, capsys):
+    root = _folder(tmp_path / "data", {"a": 4, "b": 4})
+    (root / "a" / "bad1.png").write_bytes(b"")
+    (root / "b" / "bad2.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "model.joblib"
+    args = ["fit", str(root), "-o", str(out), "--weights", "none", "-q"]
+    assert main(args) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "bad1.png" in err and "bad2.jpg" in err
+    assert "2 of the 10 images cannot be read" in err.splitlines()[-1]
+    assert not out.exists()
+
+
+def test_fit_reads_gif_and_counts_the_skipped_files(tmp_path, capsys):
+    root = _folder(tmp_path / "data", {"a": 2, "b": 2})
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(root / "a" / "anim.gif")
+    (root / "b" / "IMG_0001.heic").write_bytes(b"ftypheic")
+    out = tmp_path / "model.joblib"
+    args = ["fit", str(root), "-o", str(out), "--weights", "none"]
+    assert main([*args, "--image-size", "16", "--test-size", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "Found 5 images in 2 classes: a (3), b (2)" in err
+    assert (
+        "sktransfer fit: warning: Skipped 1 file that Pillow cannot read here: "
+        ".heic (1)" in err
+    )
+
+
+# ------------------------------------------------------------------ devices
+@pytest.fixture
+def saved_for_cuda(fitted, tmp_path):
+    """The fitted pipeline, saved as if fitted with device="cuda"."""
+    import joblib
+
+    model = joblib.load(fitted)
+    model.steps[0][1].set_params(device="cuda")
+    path = tmp_path / "cuda.joblib"
+    joblib.dump(model, path)
+    return path
+
+
+def test_predict_falls_back_to_the_cpu_with_a_warning(
+    saved_for_cuda, faces, no_cuda, capsys
+):
+    image = next((faces / "val" / "face").iterdir())
+    assert main(["predict", str(saved_for_cuda), str(image), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the model was saved with device='cuda'" in captured.err
+    assert "on the CPU" in captured.err
+    assert captured.out.splitlines()[1].split(",")[1] in {"face", "not_face"}
+
+
+def test_predict_device_option(saved_for_cuda, faces, no_cuda, capsys):
+    image = next((faces / "val" / "face").iterdir())
+    args = ["predict", str(saved_for_cuda), str(image), "-q"]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert capsys.readouterr().err == ""  # no fallback needed
+    assert main([*args, "--device", "cuda"]) == EXIT_USAGE
+    _one_line_error(capsys.readouterr().err, "predict", "--device cuda: ")
