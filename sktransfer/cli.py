@@ -161,6 +161,35 @@ def _add_common_options(parser) -> None:
 
 
 # ------------------------------------------------------------- commands
+def _add_finetune_options(fit) -> None:
+    """``--freeze``, ``--epochs`` and ``--lr``: FineTunedClassifier's parameters."""
+    tune = fit.add_argument_group("fine-tuning (--method finetune)")
+    tune.add_argument(
+        "--freeze",
+        type=_freeze,
+        default=EstimatorDefault("freeze", FINETUNER),
+        metavar="{backbone,none,N}",
+        help=(
+            "train the head only ('backbone'), everything ('none') or the last N "
+            "layer groups (default: %(default)s)."
+        ),
+    )
+    tune.add_argument(
+        "--epochs",
+        dest="max_epochs",
+        metavar="N",
+        type=_positive_int,
+        default=EstimatorDefault("max_epochs", FINETUNER),
+        help="passes over the training images (default: %(default)s).",
+    )
+    tune.add_argument(
+        "--lr",
+        type=float,
+        default=EstimatorDefault("lr", FINETUNER),
+        help="learning rate (default: %(default)s).",
+    )
+
+
 def _add_fit(commands) -> None:
     fit = commands.add_parser(
         "fit",
@@ -198,31 +227,7 @@ def _add_fit(commands) -> None:
         ),
     )
     _add_backbone_options(fit, FIT_ESTIMATORS)
-    tune = fit.add_argument_group("fine-tuning (--method finetune)")
-    tune.add_argument(
-        "--freeze",
-        type=_freeze,
-        default=EstimatorDefault("freeze", FINETUNER),
-        metavar="{backbone,none,N}",
-        help=(
-            "train the head only ('backbone'), everything ('none') or the last N "
-            "layer groups (default: %(default)s)."
-        ),
-    )
-    tune.add_argument(
-        "--epochs",
-        dest="max_epochs",
-        metavar="N",
-        type=_positive_int,
-        default=EstimatorDefault("max_epochs", FINETUNER),
-        help="passes over the training images (default: %(default)s).",
-    )
-    tune.add_argument(
-        "--lr",
-        type=float,
-        default=EstimatorDefault("lr", FINETUNER),
-        help="learning rate (default: %(default)s).",
-    )
+    _add_finetune_options(fit)
     evaluation = fit.add_argument_group("evaluation")
     evaluation.add_argument(
         "--test-size",
