@@ -11,7 +11,6 @@ import inspect
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = [
@@ -225,26 +224,20 @@ def check_output(path, suffixes=None) -> Path:
 
 @contextlib.contextmanager
 def atomic_write(path):
-    """Yield a temporary path next to ``path``; rename it into place on success.
+    """Yield a temporary path next to ``path``; move it into place on success.
 
-    On any error or interrupt the temporary file is removed and ``path`` keeps
-    what it held before.
+    See :func:`sktransfer._files.atomic_path`: the file is fsync'ed before the
+    rename, keeps the mode of the file it replaces (a new one gets the umask's
+    mode), and on any error or interrupt ``path`` keeps what it held before.
+    A file-system error is a :class:`CommandError` naming the file.
     """
-    path = Path(path)
+    from ._files import atomic_path
+
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
-        )
+        with atomic_path(path) as tmp:
+            yield tmp
     except OSError as exc:
         raise CommandError(f"Cannot write {str(path)!r}: {exc}", EXIT_OUTPUT) from exc
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def backbone_params(args) -> dict:

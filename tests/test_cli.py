@@ -597,3 +597,24 @@ def test_predict_device_option(saved_for_cuda, faces, no_cuda, capsys):
     assert capsys.readouterr().err == ""  # no fallback needed
     assert main([*args, "--device", "cuda"]) == EXIT_USAGE
     _one_line_error(capsys.readouterr().err, "predict", "--device cuda: ")
+
+
+def test_files_written_get_the_umask_mode_and_keep_a_replaced_files_mode(tmp_path):
+    import os
+    import stat
+
+    from sktransfer._cli_support import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "model.joblib"
+        with atomic_write(target) as tmp:
+            tmp.write_bytes(b"one")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+        target.chmod(0o640)
+        with atomic_write(target) as tmp:
+            tmp.write_bytes(b"two")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o640
+        assert target.read_bytes() == b"two"
+    finally:
+        os.umask(old)
