@@ -20,14 +20,12 @@ classification module, e.g. ``module__dropout``), ``optimizer__*``,
 from __future__ import annotations
 
 import copy
-import math
 import sys
 from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from PIL import Image
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.preprocessing import LabelEncoder
@@ -62,7 +60,12 @@ from .callbacks import (
     group_parameters,
 )
 from .feature_extraction import PretrainedFeatureExtractor
-from .images import ImageDataset, normalize_batch, validate_images
+from .images import (
+    ImageDataset,
+    RandomResizedCropFlip,
+    normalize_batch,
+    validate_images,
+)
 
 __all__ = ["FineTunedClassifier"]
 
@@ -114,62 +117,6 @@ class _TransferModule(nn.Module):
         return self.head(self.trunk(x))
 
 
-class _RandomResizedCropFlip:
-    """Random resized crop + horizontal flip drawn from a private generator.
-
-    torchvision's transforms draw from the global torch RNG; this one draws
-    from ``self.generator``, which the dataset reseeds per image and epoch, so
-    augmentation follows ``random_state`` and is identical with or without
-    DataLoader workers.
-    """
-
-    def __init__(self, size, interpolation="bilinear", scale=(0.35, 1.0)):
-        self.size = int(size)
-        self.interpolation = interpolation
-        self.scale = scale
-        self.generator = torch.Generator()
-
-    def _uniform(self, low, high):
-        return low + (high - low) * float(torch.rand((), generator=self.generator))
-
-    def __call__(self, image):
-        from torchvision.transforms.v2 import functional as F
-
-        if isinstance(image, Image.Image):
-            width, height = image.size
-        else:
-            height, width = image.shape[-2:]
-        area = height * width
-        top, left, h, w = 0, 0, height, width  # fallback: the whole image
-        for _ in range(10):
-            target = area * self._uniform(*self.scale)
-            ratio = math.exp(self._uniform(math.log(3 / 4), math.log(4 / 3)))
-            cw = round(math.sqrt(target * ratio))
-            ch = round(math.sqrt(target / ratio))
-            if 0 < cw <= width and 0 < ch <= height:
-                top = int(
-                    torch.randint(0, height - ch + 1, (), generator=self.generator)
-                )
-                left = int(
-                    torch.randint(0, width - cw + 1, (), generator=self.generator)
-                )
-                h, w = ch, cw
-                break
-        out = F.resized_crop(
-            image,
-            top,
-            left,
-            h,
-            w,
-            [self.size, self.size],
-            interpolation=F.InterpolationMode(self.interpolation),
-            antialias=True,
-        )
-        if float(torch.rand((), generator=self.generator)) < 0.5:
-            out = F.horizontal_flip(out)
-        return out
-
-
 class _FitDataset(torch.utils.data.Dataset):
     """Items ``(x, (y, w))``: the input, its encoded label and its sample weight.
 
@@ -177,12 +124,11 @@ class _FitDataset(torch.utils.data.Dataset):
     validation set, batched by the DataLoader and used in the loss.
     """
 
-    def __init__(self, data, y, weight, augment=None, seed=0):
+    def __init__(self, data, y, weight, augment=None):
         self.data = data
         self.y = torch.as_tensor(y, dtype=torch.int64)
         self.weight = torch.as_tensor(weight, dtype=torch.float32)
         self.augment = augment
-        self.seed = int(seed)
         self.epoch = 0
 
     def __len__(self):
@@ -190,8 +136,7 @@ class _FitDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         if self.augment is not None:
-            state = np.random.SeedSequence([self.seed, self.epoch, int(i)])
-            self.augment.generator.manual_seed(int(state.generate_state(1)[0]))
+            self.augment.reseed(self.epoch, i)
         return self.data[i], (self.y[i], self.weight[i])
 
 
@@ -723,8 +668,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             )
         augment = None
         if self.augment is True:
-            augment = _RandomResizedCropFlip(
-                preprocessing.image_size, preprocessing.interpolation
+            augment = RandomResizedCropFlip(
+                preprocessing.image_size, preprocessing.interpolation, seed=augment_seed
             )
         transform = augment if augment is not None else (self.augment or None)
 
@@ -740,7 +685,6 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 y_enc[index],
                 weight[index],
                 augment=augment if training and not fast else None,
-                seed=augment_seed,
             )
 
         train_idx, valid_idx = self._split(y_enc, split_seed)

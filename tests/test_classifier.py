@@ -20,7 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sktransfer import FineTunedClassifier
 from sktransfer.backbones import load_backbone
 from sktransfer.classifier import module_to_cpu
-from sktransfer.images import resize_crop
+from sktransfer.images import RandomResizedCropFlip, resize_crop
 
 
 @pytest.fixture(autouse=True)
@@ -410,17 +410,19 @@ def test_random_state_reproducible_without_touching_global_rng():
 
 
 def test_augmentation_differs_per_epoch_but_not_per_run():
-    from sktransfer.classifier import _FitDataset, _RandomResizedCropFlip
+    from sktransfer.classifier import _FitDataset
 
     images = torch.rand(4, 3, 20, 20)
-    aug = _RandomResizedCropFlip(8)
-    ds = _FitDataset(list(images), [0] * 4, [1.0] * 4, augment=None, seed=3)
-    ds.data = [aug(img) for img in images]  # unseeded draws are random
-    ds = _FitDataset(_Augmented(images, aug), [0] * 4, [1.0] * 4, augment=aug, seed=3)
+    aug = RandomResizedCropFlip(8, seed=3)
+    ds = _FitDataset(_Augmented(images, aug), [0] * 4, [1.0] * 4, augment=aug)
     first = ds[0][0]
     assert torch.equal(first, ds[0][0])
     ds.epoch = 1
     assert not torch.equal(first, ds[0][0])
+    # Another run with the same seed draws the same augmentations.
+    twin = RandomResizedCropFlip(8, seed=3)
+    again = _FitDataset(_Augmented(images, twin), [0] * 4, [1.0] * 4, augment=twin)
+    assert torch.equal(first, again[0][0])
 
 
 class _Augmented:
