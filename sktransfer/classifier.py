@@ -40,7 +40,6 @@ from sklearn.utils.validation import (
 )
 from skorch import NeuralNet
 from skorch.callbacks import (
-    Callback,
     EpochTimer,
     PassthroughScoring,
     PrintLog,
@@ -56,8 +55,10 @@ from .callbacks import (
     EarlyStopping,
     LayerFreezer,
     LRSchedule,
+    WeightedValidScores,
     freeze_plan,
     group_parameters,
+    per_sample_losses,
 )
 from .feature_extraction import PretrainedFeatureExtractor
 from .images import (
@@ -89,6 +90,10 @@ def _is_routed(key: str) -> bool:
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
     # In float64 so that rows sum to one to sklearn's tolerance.
     return torch.softmax(logits.double(), dim=-1)
+
+
+def _correct(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (y_pred.argmax(dim=1) == y).float()
 
 
 def _noop(*args, **kwargs):
@@ -140,46 +145,6 @@ class _FitDataset(torch.utils.data.Dataset):
         return self.data[i], (self.y[i], self.weight[i])
 
 
-class _WeightedValidScores(Callback):
-    """``valid_loss`` and ``valid_acc``, weighted by the validation sample weights.
-
-    Both are exact over the whole validation set: sum(w * loss) / sum(w) and
-    sum(w * correct) / sum(w), not averages of per-batch values.
-    """
-
-    def on_train_begin(self, net, **kwargs):
-        self._best = {"valid_loss": np.inf, "valid_acc": -np.inf}
-
-    def on_epoch_begin(self, net, **kwargs):
-        self._sums = np.zeros(3)
-
-    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
-        if training or y_pred is None:
-            return
-        y, w = (t.to(y_pred.device) for t in batch[1])
-        with torch.no_grad():
-            losses = net.criterion_(y_pred.float(), y)
-            correct = (y_pred.argmax(dim=1) == y).float()
-            self._sums += [
-                float((w * losses).sum()),
-                float((w * correct).sum()),
-                float(w.sum()),
-            ]
-
-    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
-        if dataset_valid is None or self._sums[2] <= 0:
-            return
-        loss, acc = self._sums[0] / self._sums[2], self._sums[1] / self._sums[2]
-        for key, value, better in (
-            ("valid_loss", loss, loss < self._best["valid_loss"]),
-            ("valid_acc", acc, acc > self._best["valid_acc"]),
-        ):
-            net.history.record(key, value)
-            net.history.record(key + "_best", bool(better))
-            if better:
-                self._best[key] = value
-
-
 class _FineTuneNet(NeuralNet):
     """skorch's ``NeuralNet`` with the hooks fine-tuning needs.
 
@@ -201,7 +166,7 @@ class _FineTuneNet(NeuralNet):
         return [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_scores", _WeightedValidScores()),
+            ("valid_scores", WeightedValidScores({"valid_acc": _correct})),
             ("print_log", PrintLog()),
         ]
 
@@ -231,7 +196,7 @@ class _FineTuneNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         # sum(w * loss) / sum(w): a batch whose weights are all zero adds nothing.
         y, w = (t.to(y_pred.device) for t in y_true)
-        losses = self.criterion_(y_pred.float(), y)
+        losses = per_sample_losses(self.criterion_, y_pred, y)
         return (w * losses).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
