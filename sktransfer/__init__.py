@@ -1,8 +1,8 @@
 """Transfer learning with pretrained CNNs as scikit-learn estimators."""
 
 from .backbones import list_backbones, load_backbone
-from .classifier import FineTunedClassifier
 from .feature_extraction import PretrainedFeatureExtractor
+from .fine_tuning import FineTunedClassifier
 from .model_selection import ImportanceWeightedScorer, SourceValidationKFold
 from .weighting import (
     DiscriminativeWeighter,

@@ -18,8 +18,8 @@ from sklearn.utils import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sktransfer import FineTunedClassifier
+from sktransfer._torch_utils import module_to_cpu
 from sktransfer.backbones import load_backbone
-from sktransfer.classifier import module_to_cpu
 from sktransfer.images import RandomResizedCropFlip, resize_crop
 
 
@@ -410,7 +410,7 @@ def test_random_state_reproducible_without_touching_global_rng():
 
 
 def test_augmentation_differs_per_epoch_but_not_per_run():
-    from sktransfer.classifier import _FitDataset
+    from sktransfer.fine_tuning._net import FitDataset as _FitDataset
 
     images = torch.rand(4, 3, 20, 20)
     aug = RandomResizedCropFlip(8, seed=3)
