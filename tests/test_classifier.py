@@ -477,6 +477,42 @@ def test_early_stopping_stops_and_restores():
     assert "valid_acc" in clf.history_[-1]
 
 
+def _net_snapshot(net):
+    module = net.module_
+    return dict(
+        attributes=dict(vars(net)),
+        state={k: v.clone() for k, v in module.state_dict().items()},
+        modes=[m.training for m in module.modules()] + [net.criterion_.training],
+        grads=[p.requires_grad for p in module.parameters()],
+        devices={p.device for p in module.parameters()},
+        epochs=len(net.history),
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(), dict(early_stopping=True), dict(freeze="backbone", augment=False)],
+)
+def test_predict_leaves_the_fitted_state_untouched(params):
+    X, y = blobs(16)
+    clf = tiny(max_epochs=2, **params).fit(X, y)
+    net, fitted = clf.net_, dict(vars(clf))
+    before = _net_snapshot(net)
+    assert not any(before["modes"])  # at rest in evaluation mode
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    after = _net_snapshot(net)
+    assert vars(clf).keys() == fitted.keys()
+    assert all(vars(clf)[k] is v for k, v in fitted.items())
+    assert after["attributes"].keys() == before["attributes"].keys()
+    assert all(after["attributes"][k] is v for k, v in before["attributes"].items())
+    assert net.device == "cpu" and after["devices"] == {torch.device("cpu")}
+    for key in ("modes", "grads", "devices", "epochs"):
+        assert after[key] == before[key], key
+    for key, value in before["state"].items():
+        assert torch.equal(after["state"][key], value), key
+
+
 def test_bfloat16_precision_runs():
     X, y = blobs(16)
     proba = tiny(max_epochs=1, precision="bfloat16").fit(X, y).predict_proba(X)

@@ -64,7 +64,6 @@ from skorch.helper import predefined_split
 from .._docstrings import Substitution
 from .._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
 from .._torch_utils import (
-    module_device,
     resolve_batch_size,
     resolve_device,
     seeded,
@@ -356,6 +355,7 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X, y, sample_weight):
         self._check_config()
+        self.__dict__.pop("_placed", None)  # a previous fit's device copy
         images = self._check_input(X, reset=True)
         y = self._check_y(y, len(images))
         targets = self._encode_targets(y)
@@ -525,7 +525,7 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         return routed
 
     def _train(self, net, dataset, seeds):
-        """Run skorch's training loop on ``dataset``."""
+        """Run skorch's training loop; leave the network at rest for prediction."""
         module = net.module
         module.precomputed = self._fast_path()
         try:
@@ -537,6 +537,9 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
             module.precomputed = False
             net.train_split = None  # do not keep the validation data
             net.iterator_train__generator = None
+        # At rest in evaluation mode, so that predicting changes nothing.
+        net.module_.eval()
+        net.criterion_.eval()
 
     def _embed_frozen(self, trunk, backbone, preprocessing, images):
         """Embed images once with the frozen trunk, through the extractor's loop.
@@ -563,13 +566,23 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         """The trained network (``net_.module_``)."""
         return self.net_.module_
 
-    def _ready_net(self):
-        net = self.net_
-        device = resolve_device(self.device)
-        if module_device(net.module_) != device:
-            net.module_.to(device)
-        net.device = str(device)
-        return net
+    def _inference_net(self):
+        """``net_``, or a copy of it on ``device``; ``net_`` is never changed.
+
+        When ``net_`` already runs on the device it is used as it is (at rest
+        in evaluation mode, so predicting changes nothing). Otherwise -- a
+        model fitted on a GPU and loaded where there is none, or ``device``
+        changed after ``fit`` -- the copy ``net_.on_device`` makes is kept
+        until the next ``fit``, outside the pickled state.
+        """
+        net, device = self.net_, resolve_device(self.device)
+        placed = self.__dict__.get("_placed")
+        if placed is not None and placed[0] is net and placed[1] == device:
+            return placed[2]
+        ready = net.on_device(device)
+        if ready is not net:
+            self._placed = (net, device, ready)
+        return ready
 
     def _predict_outputs(self, X):
         """The network's outputs on images, after ``_predict_nonlinearity``."""
@@ -579,7 +592,7 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
             images, self.preprocessing_, targets=np.zeros(len(images), np.int64)
         )
         with torch.random.fork_rng(devices=[]):  # see fit
-            return self._ready_net().predict_proba(dataset)
+            return self._inference_net().predict_proba(dataset)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -587,6 +600,11 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.three_d_array = True
         tags.input_tags.allow_nan = False
         return tags
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: never edit self.__dict__
+        state.pop("_placed", None)  # a device copy of net_, rebuilt on demand
+        return state
 
 
 def init_with(**extra):

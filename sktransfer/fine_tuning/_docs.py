@@ -96,6 +96,8 @@ DOCS = dict(
         of flattened images (``-1`` allowed once).
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available, then Apple's MPS, else the CPU.
+        It may be changed after ``fit``: prediction then runs on a copy of the
+        network on the new device, and ``net_`` stays as it is.
     num_workers : int, default=0
         DataLoader worker processes decoding and augmenting images.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
@@ -122,7 +124,8 @@ DOCS = dict(
     """,
     fitted_attributes="""
     net_ : skorch.NeuralNet
-        The trained skorch net; ``net_.module_`` is the network.
+        The trained skorch net; ``net_.module_`` is the network, at rest in
+        evaluation mode.
     module_ : torch.nn.Module
         The network: ``module_.trunk`` (the backbone) and ``module_.head``.
     history_ : skorch.History

@@ -9,11 +9,14 @@ The estimators of :mod:`sktransfer.fine_tuning` build these in ``fit``:
 * :class:`FineTuneNet`, skorch's :class:`~skorch.NeuralNet` with the hooks
   fine-tuning needs: ``initialize_optimizer`` (discriminative learning rates),
   ``get_loss`` (the normalised sample-weighted loss), ``infer`` (autocast),
-  ``on_epoch_begin`` (new augmentations each epoch) and pickling with the
-  modules at rest on the CPU.
+  ``on_epoch_begin`` (new augmentations each epoch), pickling with the
+  modules at rest on the CPU, and :meth:`~FineTuneNet.on_device`, a copy to
+  predict on another device without moving the fitted net.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from skorch import NeuralNet
@@ -201,6 +204,24 @@ class FineTuneNet(NeuralNet):
             # New augmentations each epoch; workers copy the dataset per epoch.
             dataset_train.epoch = len(self.history) - 1
 
+    def on_device(self, device: torch.device):
+        """The net itself if it runs on ``device``, else a copy of it that does.
+
+        The copy shares everything with this net but the module, which is
+        copied onto ``device``; this net is left as it is.
+        """
+        if _same_device(module_device(self.module_), device) and _same_device(
+            torch.device(self.device), device
+        ):
+            return self
+        if device.type == "cpu":
+            module = module_to_cpu(self.module_)
+        else:
+            module = copy.deepcopy(self.module_).to(device)
+        view = object.__new__(type(self))  # no __init__: skorch's re-checks args
+        view.__dict__.update(self.__dict__, module_=module, device=str(device))
+        return view
+
     # Modules at rest on the CPU: a model trained on a GPU unpickles anywhere.
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -215,3 +236,12 @@ class FineTuneNet(NeuralNet):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether ``a`` and ``b`` are one device (``"cuda"`` is the current one)."""
+    if a.type != b.type:
+        return False
+    current = torch.cuda.current_device() if a.type == "cuda" else 0
+    index_a = current if a.index is None else a.index
+    return index_a == (current if b.index is None else b.index)
