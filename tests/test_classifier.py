@@ -397,6 +397,19 @@ def test_user_transform_replaces_augmentation():
     assert calls == [(3, 12, 12)] * 8
 
 
+def test_own_random_resized_crop_flip_is_reseeded_and_left_alone():
+    X, y = blobs(16)
+    augment = RandomResizedCropFlip(16, scale=(0.6, 1.0), seed=1)
+    state = augment.generator.get_state()
+    a = tiny(max_epochs=1, augment=augment).fit(X, y).predict_proba(X)
+    b = tiny(max_epochs=1, augment=augment).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(augment.generator.get_state(), state)  # a copy was used
+    other = RandomResizedCropFlip(16, scale=(0.6, 1.0), seed=2)
+    c = tiny(max_epochs=1, augment=other).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+
+
 # -------------------------------------------------------- randomness, sklearn API
 def test_random_state_reproducible_without_touching_global_rng():
     X, y = blobs(24)

@@ -373,7 +373,7 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         trainable, schedule = freeze_plan(self.freeze, self.unfreeze, len(groups))
         grouped, rest = group_parameters(module, groups, prefix="trunk.")
         train, valid = self._datasets(
-            images, targets, weight, (trunk, backbone, preprocessing), seeds
+            images, targets, weight, trunk, backbone, preprocessing, seeds
         )
         net = FineTuneNet(
             module,
@@ -422,8 +422,9 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         """Per-group learning-rate factors of ``discriminative_lr`` (or None)."""
         if self.discriminative_lr is None:
             return None
-        d = float(self.discriminative_lr)
-        return [(names, d ** (len(grouped) - i)) for i, names in enumerate(grouped)] + [
+        # The head trains at lr, the top group at lr * d, the stem at lr * d**n.
+        d, n = float(self.discriminative_lr), len(grouped)
+        return [(names, d ** (n - i)) for i, names in enumerate(grouped)] + [
             (rest, 1.0)
         ]
 
@@ -437,16 +438,17 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
             return RandomResizedCropFlip(
                 preprocessing.image_size, preprocessing.interpolation, seed=seed
             )
+        if hasattr(self.augment, "reseed"):
+            # Reseeding sets its generator: work on a copy, not the parameter.
+            return copy.deepcopy(self.augment)
         return self.augment or None
 
-    def _datasets(self, images, targets, weight, network, seeds):
+    def _datasets(self, images, targets, weight, trunk, backbone, preprocessing, seeds):
         """The training and validation datasets (validation None without one).
 
-        ``network`` is ``(trunk, backbone, preprocessing)``. On the fast path
-        the inputs are the frozen trunk's embeddings; otherwise images,
-        augmented for training only.
+        On the fast path the inputs are the frozen trunk's embeddings;
+        otherwise images, augmented for training only.
         """
-        trunk, backbone, preprocessing = network
         fast = self._fast_path()
         if fast:
             data = torch.from_numpy(
@@ -473,9 +475,8 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
             )
 
         train, valid = self._split(targets, seeds.split)
-        return dataset(train, True), (
-            dataset(valid, False) if valid is not None else None
-        )
+        valid_set = dataset(valid, False) if valid is not None else None
+        return dataset(train, True), valid_set
 
     def _split(self, y, seed):
         """Train/validation indices of the encoded targets ``y``."""

@@ -62,7 +62,9 @@ DOCS = dict(
         (:class:`~sktransfer.images.RandomResizedCropFlip`). ``False`` turns it
         off; a callable replaces it: it receives a PIL image or a ``(3, H, W)``
         float tensor in [0, 1] and must return a ``(3, S, S)`` tensor or PIL
-        image of the final size ``S`` (``image_size``).
+        image of the final size ``S`` (``image_size``). A callable with a
+        ``reseed(epoch, index)`` method, such as a ``RandomResizedCropFlip``
+        of your own settings, is reseeded before each training image.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Its options are set with ``optimizer__<name>`` (e.g.
         ``optimizer__weight_decay``).
