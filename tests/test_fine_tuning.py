@@ -14,21 +14,13 @@ import torch
 from conftest import make_tiny_cnn
 from sklearn.base import ClassifierMixin, RegressorMixin, clone
 from sklearn.utils._param_validation import StrOptions
+from test_classifier import one_thread  # noqa: F401 (autouse: one torch thread)
 from torch import nn
 
 from sktransfer import FineTunedClassifier
 from sktransfer._torch_utils import module_device
 from sktransfer.fine_tuning._base import BaseFineTuner, init_with
 from sktransfer.fine_tuning._net import _same_device
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: threads only add contention on a shared machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _identity(outputs):

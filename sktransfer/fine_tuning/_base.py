@@ -338,15 +338,16 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : images
-            See :mod:`sktransfer.images` for the accepted forms.
-        y : array-like of shape (n_samples,)
-            The targets.
+        %(X)s
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets: for a classifier, labels of any hashable type
+            (strings, integers, ...).
         %(sample_weight)s
 
         Returns
         -------
-        self : estimator
+        self : object
+            The fitted estimator.
         """
         # DataLoaders draw their base seed from torch's global RNG even without
         # shuffling; fork it so that fitting leaves the caller's state alone.

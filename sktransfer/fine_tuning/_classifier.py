@@ -138,32 +138,14 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
     def _valid_scores(self):
         return {"valid_acc": _correct}
 
-    # ------------------------------------------------------------- fit/predict
+    # ----------------------------------------------------------------- predict
     @Substitution(**DOCS)
-    def fit(self, X, y, sample_weight=None):
-        """Fine-tune the network on images ``X`` with labels ``y``.
-
-        Parameters
-        ----------
-        X : images
-            See :mod:`sktransfer.images` for the accepted forms.
-        y : array-like of shape (n_samples,)
-            Labels: any hashable values (strings, integers, ...).
-        %(sample_weight)s
-
-        Returns
-        -------
-        self : FineTunedClassifier
-        """
-        return super().fit(X, y, sample_weight=sample_weight)
-
     def predict_proba(self, X):
         """Class probabilities of images.
 
         Parameters
         ----------
-        X : images
-            See :mod:`sktransfer.images` for the accepted forms.
+        %(X)s
 
         Returns
         -------
@@ -172,13 +154,13 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
         """
         return self._predict_outputs(X)
 
+    @Substitution(**DOCS)
     def predict(self, X):
         """Predict the labels of images.
 
         Parameters
         ----------
-        X : images
-            See :mod:`sktransfer.images` for the accepted forms.
+        %(X)s
 
         Returns
         -------

@@ -4,8 +4,8 @@ Each estimator's docstring places these blocks with
 ``@Substitution(**DOCS)`` (see :mod:`sktransfer._docstrings`):
 ``%(recipes)s`` (the recipes, as prose), ``%(recipe_parameters)s`` and
 ``%(runtime_parameters)s`` (the shared parameters, before and after the
-estimator's own), ``%(fitted_attributes)s`` and ``%(sample_weight)s`` (of
-``fit``).
+estimator's own), ``%(fitted_attributes)s``, and ``%(X)s`` and
+``%(sample_weight)s`` for the methods.
 """
 
 __all__ = ["DOCS"]
@@ -142,6 +142,10 @@ DOCS = dict(
         Number of columns of 2-D input (only set for flattened-image input).
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Column names of a 2-D DataFrame input (only when it has string names).
+    """,
+    X="""
+    X : images
+        See :mod:`sktransfer.images` for the accepted forms.
     """,
     sample_weight="""
     sample_weight : array-like of shape (n_samples,), default=None
