@@ -18,9 +18,8 @@ constructor and ``set_params``, so ``GridSearchCV`` can tune them.
 parameters (their shared docs are in ``_docs``), the input check, the recipe
 (freezing, unfreezing, discriminative learning rates, schedules, augmentation,
 early stopping), sample weights, the frozen-backbone fast path and prediction.
-A task -- single-label
-classification, and next regression and multilabel classification -- is a
-small subclass providing these hooks:
+A task -- single-label classification, and next regression and multilabel
+classification -- is a small subclass providing these hooks:
 
 * ``_check_targets(y)``: validate ``y`` (after the base's ``None`` check);
 * ``_encode_targets(y)``: set the fitted target attributes (``classes_``) and

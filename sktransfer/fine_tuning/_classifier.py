@@ -2,7 +2,7 @@
 
 The task-specific part of fine-tuning for single-label classification: label
 encoding, class weights, cross-entropy, softmax, ``predict_proba`` and
-``predict``. Everything else is :class:`~._base.BaseFineTuner`'s.
+``predict``. Everything else is ``_base.BaseFineTuner``'s.
 """
 
 from __future__ import annotations
