@@ -12,7 +12,7 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "list_backbones": "backbones",
     "load_backbone": "backbones",
-    "FineTunedClassifier": "classifier",
+    "FineTunedClassifier": "fine_tuning",
     "PretrainedFeatureExtractor": "feature_extraction",
     "ImportanceWeightedScorer": "model_selection",
     "SourceValidationKFold": "model_selection",

@@ -17,6 +17,8 @@ parameters can be set and grid-searched as ``callbacks__<name>__<param>``.
   cycle when layers are unfrozen, as fastai's ``fine_tune`` does.
 * :class:`EarlyStopping` is skorch's, restoring the best weights by default
   and releasing the copy it kept once they are restored.
+* :class:`WeightedValidScores` records the validation loss and scores weighted
+  by the validation samples' weights, for nets whose targets carry them.
 """
 
 from __future__ import annotations
@@ -25,11 +27,18 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from skorch.callbacks import Callback
 from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
 
-__all__ = ["EarlyStopping", "LRSchedule", "LayerFreezer"]
+__all__ = [
+    "EarlyStopping",
+    "LRSchedule",
+    "LayerFreezer",
+    "WeightedValidScores",
+    "per_sample_losses",
+]
 
 LR_POLICIES = ("constant", "step", "cosine", "onecycle")
 
@@ -306,6 +315,94 @@ class EarlyStopping(_SkorchEarlyStopping):
         """Restore the best weights, then release their copy."""
         super().on_train_end(net, **kwargs)
         self.best_model_weights_ = None
+
+
+def per_sample_losses(criterion, y_pred, y) -> torch.Tensor:
+    """One loss per sample from a criterion built with ``reduction="none"``.
+
+    A criterion returning several values per sample (one per output or label
+    of a multi-output or multilabel task) is averaged over them, so that a
+    sample weight multiplies one number.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.callbacks import per_sample_losses
+    >>> mse = torch.nn.MSELoss(reduction="none")
+    >>> per_sample_losses(mse, torch.zeros(2, 3), torch.ones(2, 3))
+    tensor([1., 1.])
+    """
+    losses = criterion(y_pred.float(), y)
+    if losses.ndim > 1:
+        losses = losses.reshape(len(losses), -1).mean(dim=1)
+    return losses
+
+
+class WeightedValidScores(Callback):
+    """Validation loss and scores, weighted by the validation sample weights.
+
+    For nets whose targets are ``(y, sample_weight)`` pairs -- as the
+    fine-tuning estimators' are -- and whose criterion returns per-sample
+    losses (``reduction="none"``, see :func:`per_sample_losses`). At the end of
+    each epoch with validation data it records ``valid_loss``,
+    ``sum(w * loss) / sum(w)``, and for each entry of ``scores``
+    ``sum(w * score) / sum(w)``: exact over the whole validation set, not
+    averages of per-batch values. Each comes with a ``<name>_best`` flag, as
+    skorch's scoring callbacks record, so that
+    :class:`~sktransfer.callbacks.EarlyStopping` can monitor any of them.
+
+    Parameters
+    ----------
+    scores : dict of str to callable or None, default=None
+        Per-sample scores, higher is better: ``score(y_pred, y)`` returns one
+        value per sample (e.g. 1.0 where the prediction is right), recorded
+        under its key (e.g. ``"valid_acc"``).
+
+    Examples
+    --------
+    >>> from sktransfer.callbacks import WeightedValidScores
+    >>> def correct(y_pred, y):
+    ...     return (y_pred.argmax(dim=1) == y).float()
+    >>> callback = WeightedValidScores({"valid_acc": correct})
+    """
+
+    def __init__(self, scores=None):
+        self.scores = scores
+
+    def on_train_begin(self, net, **kwargs):
+        """Reset the best values."""
+        self._names = ["valid_loss", *dict(self.scores or {})]
+        self._best = {name: -np.inf for name in self._names}
+        self._best["valid_loss"] = np.inf
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Reset the weighted sums (one per name, then the sum of the weights)."""
+        self._sums = np.zeros(len(self._names) + 1)
+
+    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
+        """Add a validation batch's weighted losses and scores."""
+        if training or y_pred is None:
+            return
+        y, w = (t.to(y_pred.device) for t in batch[1])
+        with torch.no_grad():
+            values = [per_sample_losses(net.criterion_, y_pred, y)]
+            values += [score(y_pred, y) for score in dict(self.scores or {}).values()]
+            self._sums += [float((w * v).sum()) for v in values] + [float(w.sum())]
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        """Record the weighted means and whether each is the best so far."""
+        if dataset_valid is None or self._sums[-1] <= 0:
+            return
+        for name, total in zip(self._names, self._sums[:-1], strict=True):
+            value = total / self._sums[-1]
+            if name == "valid_loss":
+                better = value < self._best[name]
+            else:
+                better = value > self._best[name]
+            net.history.record(name, value)
+            net.history.record(name + "_best", bool(better))
+            if better:
+                self._best[name] = value
 
 
 def freeze_plan(freeze, unfreeze, n_groups: int) -> tuple[int, dict[int, int]]:

@@ -12,11 +12,15 @@ Every estimator accepts the same inputs, checked once by :func:`check_images`:
 Pixel values are read by dtype: ``uint8`` and other integers on the 0-255 scale,
 ``uint16`` on 0-65535, floats and booleans on [0, 1]. Grayscale and RGBA images
 become RGB. Nothing is decoded until a batch is asked for.
+
+The training augmentation of the fine-tuning estimators,
+:class:`RandomResizedCropFlip`, lives here too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -35,6 +39,7 @@ __all__ = [
     "ImageDataset",
     "ImageSequence",
     "Preprocessing",
+    "RandomResizedCropFlip",
     "check_images",
     "collate_channels_last",
     "load_image",
@@ -602,6 +607,104 @@ def resize_crop(image, preprocessing: Preprocessing):
     interpolation = F.InterpolationMode(preprocessing.interpolation)
     image = F.resize(image, size, interpolation=interpolation, antialias=True)
     return F.center_crop(image, crop)
+
+
+class RandomResizedCropFlip:
+    """Random resized crop and horizontal flip, reproducible from a seed.
+
+    The training augmentation of the fine-tuning estimators (``augment=True``):
+    a crop of a random 35-100 % of the image area with an aspect ratio in
+    [3/4, 4/3], resized to ``size`` x ``size``, then a horizontal flip with
+    probability 1/2 -- torchvision's ``RandomResizedCrop`` and
+    ``RandomHorizontalFlip``, except for where the randomness comes from.
+    torchvision's transforms draw from torch's global RNG; this one draws from
+    its own :attr:`generator`, which :meth:`reseed` sets from ``(seed, epoch,
+    index)``. Each image's augmentation then depends on the estimator's
+    ``random_state`` (through ``seed``), the epoch and the image alone: the
+    same with or without ``DataLoader`` workers, and new every epoch.
+
+    Parameters
+    ----------
+    size : int
+        Side of the square output.
+    interpolation : {"bilinear", "bicubic", "nearest"}, default="bilinear"
+        Resampling filter of the resize.
+    scale : tuple of 2 floats, default=(0.35, 1.0)
+        Range of the crop's share of the image area.
+    seed : int, default=0
+        Base seed of :meth:`reseed`.
+
+    Attributes
+    ----------
+    generator : torch.Generator
+        The source of every random draw.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.images import RandomResizedCropFlip
+    >>> augment = RandomResizedCropFlip(8, seed=0)
+    >>> image = torch.rand(3, 20, 20)
+    >>> augment.reseed(epoch=0, index=3)
+    >>> first = augment(image)
+    >>> augment.reseed(epoch=0, index=3)
+    >>> tuple(first.shape), bool(torch.equal(first, augment(image)))
+    ((3, 8, 8), True)
+    """
+
+    def __init__(self, size, interpolation="bilinear", scale=(0.35, 1.0), seed=0):
+        self.size = int(size)
+        self.interpolation = interpolation
+        self.scale = scale
+        self.seed = int(seed)
+        self.generator = torch.Generator()
+
+    def reseed(self, epoch: int, index: int) -> None:
+        """Seed the draws for image ``index`` of epoch ``epoch``."""
+        state = np.random.SeedSequence([self.seed, int(epoch), int(index)])
+        self.generator.manual_seed(int(state.generate_state(1)[0]))
+
+    def _uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand((), generator=self.generator))
+
+    def __call__(self, image):
+        """Crop, resize and maybe flip a PIL image or a ``(3, H, W)`` tensor."""
+        from torchvision.transforms.v2 import functional as F
+
+        if isinstance(image, Image.Image):
+            width, height = image.size
+        else:
+            height, width = image.shape[-2:]
+        area = height * width
+        top, left, h, w = 0, 0, height, width  # fallback: the whole image
+        # torchvision's sampling: up to 10 tries at a crop that fits.
+        for _ in range(10):
+            target = area * self._uniform(*self.scale)
+            ratio = math.exp(self._uniform(math.log(3 / 4), math.log(4 / 3)))
+            cw = round(math.sqrt(target * ratio))
+            ch = round(math.sqrt(target / ratio))
+            if 0 < cw <= width and 0 < ch <= height:
+                top = int(
+                    torch.randint(0, height - ch + 1, (), generator=self.generator)
+                )
+                left = int(
+                    torch.randint(0, width - cw + 1, (), generator=self.generator)
+                )
+                h, w = ch, cw
+                break
+        out = F.resized_crop(
+            image,
+            top,
+            left,
+            h,
+            w,
+            [self.size, self.size],
+            interpolation=F.InterpolationMode(self.interpolation),
+            antialias=True,
+        )
+        if float(torch.rand((), generator=self.generator)) < 0.5:
+            out = F.horizontal_flip(out)
+        return out
 
 
 def normalize_batch(batch: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:

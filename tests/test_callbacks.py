@@ -3,15 +3,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from skorch import NeuralNetClassifier
+from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import Freezer
+from skorch.helper import predefined_split
 from torch import nn
 
 from sktransfer.callbacks import (
     EarlyStopping,
     LayerFreezer,
     LRSchedule,
+    WeightedValidScores,
     freeze_plan,
+    per_sample_losses,
 )
 
 
@@ -178,3 +181,112 @@ def test_freeze_plan(freeze, unfreeze, expected):
 def test_freeze_plan_errors(freeze, unfreeze, error, match):
     with pytest.raises(error, match=match):
         freeze_plan(freeze, unfreeze, 3)
+
+
+# ---------------------------------------------------------- weighted validation
+class _Weighted(torch.utils.data.Dataset):
+    """Items (x, (y, w)), as the fine-tuning estimators' datasets yield them."""
+
+    def __init__(self, X, y, w):
+        self.X, self.y = torch.as_tensor(X), torch.as_tensor(y)
+        self.w = torch.as_tensor(w, dtype=torch.float32)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.X[i], (self.y[i], self.w[i])
+
+
+class _WeightedNet(NeuralNet):
+    def get_default_callbacks(self):
+        return [("valid_scores", WeightedValidScores({"valid_acc": _correct}))]
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y, w = y_true
+        losses = per_sample_losses(self.criterion_, y_pred, y)
+        return (w * losses).sum() / w.sum()
+
+
+def _correct(y_pred, y):
+    return (y_pred.argmax(dim=1) == y).float()
+
+
+def _weighted_fit(w_valid, epochs=2):
+    X, y = _data()
+    w = np.random.RandomState(1).uniform(0.1, 3, len(y))
+    w[48:] = w_valid
+    net = _WeightedNet(
+        _bn_net(),
+        criterion=nn.CrossEntropyLoss(reduction="none"),
+        max_epochs=epochs,
+        lr=0.1,
+        batch_size=5,  # uneven batches: batch means would differ
+        train_split=predefined_split(_Weighted(X[48:], y[48:], w[48:])),
+        verbose=0,
+    )
+    net.fit(_Weighted(X[:48], y[:48], w[:48]), None)
+    return net, X[48:], y[48:], w[48:]
+
+
+def test_weighted_valid_scores_are_exact_weighted_means():
+    net, X, y, w = _weighted_fit(np.r_[np.full(8, 3.0), np.full(8, 0.2)])
+    logits = net.forward(X)
+    losses = nn.functional.cross_entropy(logits, torch.as_tensor(y), reduction="none")
+    expected_loss = float((torch.as_tensor(w) * losses.double()).sum() / w.sum())
+    expected_acc = np.sum(w * (logits.argmax(1).numpy() == y)) / w.sum()
+    assert net.history[-1, "valid_loss"] == pytest.approx(expected_loss, rel=1e-6)
+    assert net.history[-1, "valid_acc"] == pytest.approx(expected_acc)
+    assert net.history[0, "valid_loss_best"] and net.history[0, "valid_acc_best"]
+    losses = net.history[:, "valid_loss"]
+    assert net.history[1, "valid_loss_best"] == (losses[1] < losses[0])
+
+
+def test_weighted_valid_scores_skip_weightless_validation():
+    net, *_ = _weighted_fit(0.0)
+    assert "valid_loss" not in net.history[-1]
+    assert "valid_acc" not in net.history[-1]
+
+
+def test_weighted_valid_scores_best_flags_follow_direction():
+    callback = WeightedValidScores({"valid_acc": _correct})
+
+    class History(list):
+        def record(self, key, value):
+            self.append((key, value))
+
+    class Net:
+        criterion_ = nn.CrossEntropyLoss(reduction="none")
+        history = History()
+
+    net, dataset = Net(), object()
+    y = torch.tensor([0, 1])
+    callback.on_train_begin(net)
+    for logits in ([[2.0, 0.0], [0.0, 2.0]], [[0.0, 2.0], [2.0, 0.0]]):
+        callback.on_epoch_begin(net)
+        batch = (None, (y, torch.ones(2)))
+        callback.on_batch_end(net, batch, training=False, y_pred=torch.tensor(logits))
+        callback.on_batch_end(net, batch, training=True, y_pred=torch.tensor(logits))
+        callback.on_epoch_end(net, dataset_valid=dataset)
+    flags = [(k, v) for k, v in net.history if k.endswith("_best")]
+    assert flags == [
+        ("valid_loss_best", True),
+        ("valid_acc_best", True),
+        ("valid_loss_best", False),  # the loss went up
+        ("valid_acc_best", False),  # the accuracy went down
+    ]
+    assert dict(net.history[:4])["valid_acc"] == 1.0
+
+
+def test_per_sample_losses_average_over_outputs():
+    y_pred = torch.tensor([[0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+    target = torch.zeros(2, 2)
+    mse = nn.MSELoss(reduction="none")
+    got = per_sample_losses(mse, y_pred, target)
+    assert got.dtype == torch.float32  # predictions are taken as float32
+    torch.testing.assert_close(got, torch.tensor([2.0, 1.0]))
+    ce = nn.CrossEntropyLoss(reduction="none")
+    labels = torch.tensor([1, 0])
+    torch.testing.assert_close(
+        per_sample_losses(ce, y_pred, labels), ce(y_pred.float(), labels)
+    )

@@ -18,9 +18,9 @@ from sklearn.utils import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sktransfer import FineTunedClassifier
+from sktransfer._torch_utils import module_to_cpu
 from sktransfer.backbones import load_backbone
-from sktransfer.classifier import module_to_cpu
-from sktransfer.images import resize_crop
+from sktransfer.images import RandomResizedCropFlip, resize_crop
 
 
 @pytest.fixture(autouse=True)
@@ -397,6 +397,19 @@ def test_user_transform_replaces_augmentation():
     assert calls == [(3, 12, 12)] * 8
 
 
+def test_own_random_resized_crop_flip_is_reseeded_and_left_alone():
+    X, y = blobs(16)
+    augment = RandomResizedCropFlip(16, scale=(0.6, 1.0), seed=1)
+    state = augment.generator.get_state()
+    a = tiny(max_epochs=1, augment=augment).fit(X, y).predict_proba(X)
+    b = tiny(max_epochs=1, augment=augment).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(augment.generator.get_state(), state)  # a copy was used
+    other = RandomResizedCropFlip(16, scale=(0.6, 1.0), seed=2)
+    c = tiny(max_epochs=1, augment=other).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+
+
 # -------------------------------------------------------- randomness, sklearn API
 def test_random_state_reproducible_without_touching_global_rng():
     X, y = blobs(24)
@@ -410,17 +423,19 @@ def test_random_state_reproducible_without_touching_global_rng():
 
 
 def test_augmentation_differs_per_epoch_but_not_per_run():
-    from sktransfer.classifier import _FitDataset, _RandomResizedCropFlip
+    from sktransfer.fine_tuning._net import FitDataset as _FitDataset
 
     images = torch.rand(4, 3, 20, 20)
-    aug = _RandomResizedCropFlip(8)
-    ds = _FitDataset(list(images), [0] * 4, [1.0] * 4, augment=None, seed=3)
-    ds.data = [aug(img) for img in images]  # unseeded draws are random
-    ds = _FitDataset(_Augmented(images, aug), [0] * 4, [1.0] * 4, augment=aug, seed=3)
+    aug = RandomResizedCropFlip(8, seed=3)
+    ds = _FitDataset(_Augmented(images, aug), [0] * 4, [1.0] * 4, augment=aug)
     first = ds[0][0]
     assert torch.equal(first, ds[0][0])
     ds.epoch = 1
     assert not torch.equal(first, ds[0][0])
+    # Another run with the same seed draws the same augmentations.
+    twin = RandomResizedCropFlip(8, seed=3)
+    again = _FitDataset(_Augmented(images, twin), [0] * 4, [1.0] * 4, augment=twin)
+    assert torch.equal(first, again[0][0])
 
 
 class _Augmented:
@@ -473,6 +488,42 @@ def test_early_stopping_stops_and_restores():
     )
     assert clf.n_iter_ < 20
     assert "valid_acc" in clf.history_[-1]
+
+
+def _net_snapshot(net):
+    module = net.module_
+    return dict(
+        attributes=dict(vars(net)),
+        state={k: v.clone() for k, v in module.state_dict().items()},
+        modes=[m.training for m in module.modules()] + [net.criterion_.training],
+        grads=[p.requires_grad for p in module.parameters()],
+        devices={p.device for p in module.parameters()},
+        epochs=len(net.history),
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(), dict(early_stopping=True), dict(freeze="backbone", augment=False)],
+)
+def test_predict_leaves_the_fitted_state_untouched(params):
+    X, y = blobs(16)
+    clf = tiny(max_epochs=2, **params).fit(X, y)
+    net, fitted = clf.net_, dict(vars(clf))
+    before = _net_snapshot(net)
+    assert not any(before["modes"])  # at rest in evaluation mode
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+    after = _net_snapshot(net)
+    assert vars(clf).keys() == fitted.keys()
+    assert all(vars(clf)[k] is v for k, v in fitted.items())
+    assert after["attributes"].keys() == before["attributes"].keys()
+    assert all(after["attributes"][k] is v for k, v in before["attributes"].items())
+    assert net.device == "cpu" and after["devices"] == {torch.device("cpu")}
+    for key in ("modes", "grads", "devices", "epochs"):
+        assert after[key] == before[key], key
+    for key, value in before["state"].items():
+        assert torch.equal(after["state"][key], value), key
 
 
 def test_bfloat16_precision_runs():

@@ -8,6 +8,7 @@ from sktransfer.exceptions import ImageLoadError
 from sktransfer.images import (
     ImageDataset,
     Preprocessing,
+    RandomResizedCropFlip,
     check_images,
     load_image,
     normalize_batch,
@@ -358,3 +359,56 @@ def test_scale_warning_points_at_the_callers_line_once(rgb_images):
     scale = [w for w in caught if "float images are read" in str(w.message)]
     assert len(scale) == 1
     assert scale[0].filename == __file__
+
+
+# ------------------------------------------------------------------ augmentation
+def test_random_resized_crop_flip_follows_seed_epoch_and_index():
+    image = torch.rand(3, 20, 24)
+    aug = RandomResizedCropFlip(8, seed=3)
+
+    def draw(epoch, index, augment=aug):
+        augment.reseed(epoch, index)
+        return augment(image)
+
+    first = draw(0, 0)
+    assert first.shape == (3, 8, 8)
+    assert torch.equal(first, draw(0, 0))
+    assert torch.equal(first, draw(0, 0, RandomResizedCropFlip(8, seed=3)))
+    assert not torch.equal(first, draw(1, 0))
+    assert not torch.equal(first, draw(0, 1))
+    assert not torch.equal(first, draw(0, 0, RandomResizedCropFlip(8, seed=4)))
+
+
+def test_random_resized_crop_flip_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    aug = RandomResizedCropFlip(8)
+    for i in range(5):
+        aug.reseed(0, i)
+        aug(torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(i)))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_random_resized_crop_flip_flips_and_takes_pil_images():
+    # A horizontal ramp: a flip reverses it, a crop keeps its direction.
+    ramp = torch.linspace(0, 1, 32).expand(3, 32, 32).contiguous()
+    aug = RandomResizedCropFlip(8, scale=(1.0, 1.0))
+    directions = set()
+    for i in range(16):
+        aug.reseed(0, i)
+        out = aug(ramp)
+        directions.add(bool(out[0, 0, -1] > out[0, 0, 0]))
+    assert directions == {True, False}
+    pil = Image.fromarray(np.zeros((10, 14, 3), np.uint8))
+    aug.reseed(0, 0)
+    assert aug(pil).size == (8, 8)
+
+
+def test_random_resized_crop_flip_falls_back_to_the_whole_image():
+    # 0.1-0.2 % of a 4 x 4 image rounds to an empty crop on every try: the whole
+    # image is used instead (here resized to its own size, so kept as is).
+    image = torch.arange(48, dtype=torch.float32).reshape(3, 4, 4) / 48
+    aug = RandomResizedCropFlip(4, scale=(0.001, 0.002))
+    for i in range(4):
+        aug.reseed(0, i)
+        out = aug(image)
+        assert torch.allclose(out, image) or torch.allclose(out, image.flip(-1))

@@ -1,0 +1,12 @@
+"""The estimators that fine-tune a pretrained CNN on labelled images.
+
+``_base`` holds what every task shares (parameters, recipes, sample weights,
+the fast frozen-backbone path, prediction), ``_docs`` the shared docstring
+text, ``_net`` the torch side (the network, the training data and the skorch
+net), and one private module per task the small rest: ``_classifier`` for
+:class:`FineTunedClassifier`.
+"""
+
+from ._classifier import FineTunedClassifier
+
+__all__ = ["FineTunedClassifier"]

@@ -1,0 +1,156 @@
+"""Docstring text the fine-tuning estimators share, written once.
+
+Each estimator's docstring places these blocks with
+``@Substitution(**DOCS)`` (see :mod:`sktransfer._docstrings`):
+``%(recipes)s`` (the recipes, as prose), ``%(recipe_parameters)s`` and
+``%(runtime_parameters)s`` (the shared parameters, before and after the
+estimator's own), ``%(fitted_attributes)s``, and ``%(X)s`` and
+``%(sample_weight)s`` for the methods.
+"""
+
+__all__ = ["DOCS"]
+
+DOCS = dict(
+    recipes="""
+    The usual fine-tuning recipes are constructor parameters, so
+    ``GridSearchCV`` can compare them:
+
+    * ``freeze="backbone"`` trains the head only (fixed feature extractor);
+      ``freeze="none"`` fine-tunes everything; ``freeze=N`` trains the last N
+      layer groups. Frozen means frozen: parameters *and* BatchNorm running
+      statistics are bit-identical after ``fit``.
+    * ``unfreeze`` unfreezes on a schedule: ``unfreeze=E`` unfreezes all layers
+      at epoch E; a list of epochs unfreezes one layer group per listed epoch,
+      from the top (progressive unfreezing).
+    * ``discriminative_lr`` lowers the learning rate group by group toward the
+      stem; ``lr_schedule`` picks step decay, cosine or one-cycle.
+    * fastai's ``fine_tune`` recipe is ``freeze="backbone", unfreeze=1,
+      discriminative_lr=0.3, lr_schedule="onecycle"`` (with
+      ``lr_schedule="onecycle"`` the cycle restarts when layers are unfrozen).
+
+    With ``freeze="backbone"``, ``augment=False`` and no ``unfreeze``, the
+    backbone's features are computed once per fit (and cached across fits, see
+    :mod:`sktransfer.cache`) and only the head trains on them: the same result
+    as running the frozen backbone every epoch, many times faster.
+    """,
+    recipe_parameters="""
+    model : str or torch.nn.Module, default="resnet18"
+        A torchvision model name, ``"timm:<name>"``, or your own module
+        returning features. See :func:`sktransfer.list_backbones`.
+    weights : str, path-like or None, default="DEFAULT"
+        ``"DEFAULT"`` or a weights name (downloaded on first use), ``None`` for
+        random initialisation seeded by ``random_state``, or the path of a local
+        state_dict file.
+    freeze : {"none", "backbone"} or int, default="none"
+        Which part of the backbone trains at the start: nothing
+        (``"backbone"``), everything (``"none"``) or the last N layer groups.
+    unfreeze : None, int or list of int, default=None
+        Unfreezing schedule: an epoch at which every layer group starts
+        training, or a list of epochs at each of which one more group starts
+        training, from the top. Epochs count from 0.
+    discriminative_lr : float in (0, 1] or None, default=None
+        Learning-rate factor between consecutive layer groups: the head trains
+        at ``lr``, the last group at ``lr * discriminative_lr``, the one below
+        at ``lr * discriminative_lr**2``, down to the stem.
+    lr_schedule : {"constant", "step", "cosine", "onecycle"}, default="constant"
+        ``"step"`` divides the rates by 10 every 7 epochs (tune with
+        ``callbacks__lr_schedule__step_size`` and ``__gamma``); ``"cosine"``
+        anneals to zero; ``"onecycle"`` warms up then anneals, per batch.
+    augment : bool or callable, default=True
+        Training augmentation: a random resized crop (35-100% of the area) and a
+        horizontal flip, seeded by ``random_state``
+        (:class:`~sktransfer.images.RandomResizedCropFlip`). ``False`` turns it
+        off; a callable replaces it: it receives a PIL image or a ``(3, H, W)``
+        float tensor in [0, 1] and must return a ``(3, S, S)`` tensor or PIL
+        image of the final size ``S`` (``image_size``). A callable with a
+        ``reseed(epoch, index)`` method, such as a ``RandomResizedCropFlip``
+        of your own settings, is reseeded before each training image.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Its options are set with ``optimizer__<name>`` (e.g.
+        ``optimizer__weight_decay``).
+    lr : float, default=1e-3
+        Learning rate of the head (the base rate of the schedule).
+    max_epochs : int, default=10
+        Number of passes over the training data.
+    batch_size : int or "auto", default=32
+        Images per training step (and per prediction batch); ``"auto"`` is 8
+        on the CPU and 64 on a GPU.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified by class for
+        classifiers), stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs, and restore the weights of the best epoch.
+        To keep the epoch of another validation score instead, set
+        ``callbacks__early_stopping__monitor`` to its name and
+        ``callbacks__early_stopping__lower_is_better=False``.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    """,
+    runtime_parameters="""
+    image_size : int or None, default=None
+        Side of the square crop fed to the network; ``None`` uses the weights'
+        own (224 for most).
+    mean, std : tuple of 3 floats or None, default=None
+        Override the weights' normalisation statistics.
+    image_shape : tuple of int or None, default=None
+        Shape ``(H, W)`` or ``(H, W, C)`` of one image when ``X`` is a 2-D array
+        of flattened images (``-1`` allowed once).
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available, then Apple's MPS, else the CPU.
+        It may be changed after ``fit``: prediction then runs on a copy of the
+        network on the new device, and ``net_`` stays as it is.
+    num_workers : int, default=0
+        DataLoader worker processes decoding and augmenting images.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        ``"bfloat16"`` trains and predicts under autocast (fast on recent CPUs
+        and GPUs); ``"float16"`` is for CUDA only.
+    callbacks : list of (str, skorch.callbacks.Callback) or None, default=None
+        Extra skorch callbacks, run after the built-in ones (``"freezer"``,
+        ``"lr_schedule"``, ``"early_stopping"``, ``"progress_bar"``).
+    random_state : int, RandomState instance or None, default=None
+        Controls random initialisation (head, and backbone when
+        ``weights=None``), shuffling, the validation split, augmentation and
+        dropout, without touching global seeds: equal seeds give identical
+        models on the CPU.
+    verbose : int, default=0
+        ``1`` prints skorch's table of losses per epoch.
+    progress : bool or "auto", default="auto"
+        Progress bars for training epochs and feature computation; ``"auto"``
+        shows them on terminals only.
+    **kwargs
+        skorch's routed parameters: ``module__dropout`` (dropout before the
+        head), ``optimizer__*``, ``criterion__*`` (options of the loss),
+        ``iterator_train__*``, ``iterator_valid__*`` and
+        ``callbacks__<name>__*``.
+    """,
+    fitted_attributes="""
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_`` is the network, at rest in
+        evaluation mode.
+    module_ : torch.nn.Module
+        The network: ``module_.trunk`` (the backbone) and ``module_.head``.
+    history_ : skorch.History
+        Losses, scores, learning rates and trainable groups per epoch.
+    n_iter_ : int
+        Number of epochs run (fewer than ``max_epochs`` after early stopping).
+    layer_groups_ : list of str
+        Names of the backbone's layer groups, from the stem to the top.
+    preprocessing_ : sktransfer.images.Preprocessing
+        The resize, crop and normalisation applied at prediction time.
+    n_features_in_ : int
+        Number of columns of 2-D input (only set for flattened-image input).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of a 2-D DataFrame input (only when it has string names).
+    """,
+    X="""
+    X : images
+        See :mod:`sktransfer.images` for the accepted forms.
+    """,
+    sample_weight="""
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weights. Split with the validation set, batched, and
+        used as a normalised weighted loss (sum of w * loss over sum of w)
+        in training and in the validation scores.
+    """,
+)
