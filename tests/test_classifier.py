@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch.callbacks import Callback
 
 from sktransfer import FineTunedClassifier
 from sktransfer._torch_utils import module_to_cpu
@@ -590,3 +591,49 @@ def test_module_to_cpu_uses_map_location():
         module.state_dict().items(), copy.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), k
+
+
+# ------------------------------------------------- interrupts and the file at rest
+class _InterruptAt(Callback):
+    """A skorch callback that presses Ctrl-C at the start of one epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_interrupts_fit_and_keeps_the_old_model():
+    X, y = blobs()
+    clf = tiny(max_epochs=2, freeze="none").fit(X, y)
+    before_net, before = clf.net_, clf.predict_proba(X)
+    clf.set_params(max_epochs=5, callbacks=[("stop", _InterruptAt(2))])
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    assert clf.net_ is before_net and clf.n_iter_ == 2
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+def test_ctrl_c_stops_a_grid_search():
+    X, y = blobs()
+    clf = tiny(max_epochs=3, callbacks=[("stop", _InterruptAt(1))])
+    search = GridSearchCV(clf, {"lr": [0.01, 0.1]}, cv=2, error_score="raise")
+    with pytest.raises(KeyboardInterrupt):
+        search.fit(X, y)
+
+
+def test_saved_model_holds_no_optimizer_state_and_can_resume():
+    import pickle
+
+    X, y = blobs()
+    clf = tiny(max_epochs=2, freeze="none", optimizer=torch.optim.AdamW).fit(X, y)
+    weights = sum(p.numel() * p.element_size() for p in clf.module_.parameters())
+    blob = pickle.dumps(clf)
+    loaded = pickle.loads(blob)
+    # the file is about the weights (Adam's two moments would triple them)
+    assert len(blob) < 1.5 * weights + 200_000
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.net_.optimizer_ is not None  # a fresh one: training resumes
+    assert not loaded.net_.optimizer_.state

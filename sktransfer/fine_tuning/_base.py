@@ -348,10 +348,19 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         self : object
             The fitted estimator.
         """
-        # DataLoaders draw their base seed from torch's global RNG even without
-        # shuffling; fork it so that fitting leaves the caller's state alone.
-        with preserved_rng():
-            return self._fit(X, y, sample_weight)
+        # A failed or interrupted fit (Ctrl-C) leaves the estimator exactly as
+        # it was: a model fitted before keeps predicting as before.
+        before = dict(self.__dict__)
+        try:
+            # DataLoaders draw their base seed from torch's global RNG even
+            # without shuffling; fork it so that fitting leaves the caller's
+            # state alone.
+            with preserved_rng():
+                return self._fit(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
 
     def _fit(self, X, y, sample_weight):
         self._check_config()

@@ -184,6 +184,30 @@ class FineTuneNet(NeuralNet):
         self.optimizer_ = self.optimizer(groups, lr=lr, **options)
         return self
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, remembering an interrupt that ``partial_fit`` swallows."""
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            self._interrupt = exc
+            raise
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """skorch's ``partial_fit``, except that Ctrl-C interrupts.
+
+        skorch catches ``KeyboardInterrupt`` in its training loop and returns
+        normally, so a fit interrupted after one epoch of five looked
+        successful. Here the interrupt is raised again once skorch has run its
+        ``on_train_end`` clean-up (which restores the best weights of early
+        stopping): a grid search stops, and the command line exits 130.
+        """
+        self._interrupt = None
+        super().partial_fit(X, y, classes=classes, **fit_params)
+        interrupt, self._interrupt = self._interrupt, None
+        if interrupt is not None:
+            raise interrupt
+        return self
+
     def infer(self, x, **fit_params):
         """The module's output under autocast, as float32."""
         with autocast(torch.device(self.device), self.precision):
@@ -222,20 +246,27 @@ class FineTuneNet(NeuralNet):
         view.__dict__.update(self.__dict__, module_=module, device=str(device))
         return view
 
-    # Modules at rest on the CPU: a model trained on a GPU unpickles anywhere.
+    # At rest: what prediction needs, on the CPU (a model trained on a GPU
+    # unpickles anywhere). The optimizer's moments (two tensors per parameter
+    # for Adam: twice the weights) are left out.
     def __getstate__(self):
         state = self.__dict__.copy()
         state["train_split"] = None  # holds the validation data
         state["iterator_train__generator"] = None
+        state.pop("_interrupt", None)
+        state["optimizer_"] = None
         module = state.get("module_")
         if module is not None and module_device(module).type != "cpu":
             state["module_"] = state["module"] = module_to_cpu(module)
-            state["optimizer_"] = None  # its moments live on the accelerator
             state["device"] = "cpu"
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if state.get("optimizer_", 0) is None and state.get("module_") is not None:
+            # A fresh optimizer (its moments at zero), so that partial_fit can
+            # resume training from the saved weights.
+            self.initialize_optimizer()
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
