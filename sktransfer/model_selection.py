@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from .weighting import _check_both_domains, _check_sample_domain
+from .adaptation import check_both_domains, check_sample_domain
 
 __all__ = ["ImportanceWeightedScorer", "SourceValidationKFold"]
 
@@ -106,8 +106,8 @@ class SourceValidationKFold(BaseCrossValidator):
                 "array as `groups` (e.g. `GridSearchCV(...).fit(X, y, "
                 "groups=sample_domain, sample_domain=sample_domain)`)."
             )
-        is_source = _check_sample_domain(groups, n_samples)
-        n_source, _ = _check_both_domains(is_source)
+        is_source = check_sample_domain(groups, n_samples)
+        n_source, _ = check_both_domains(is_source)
         if n_source < self.n_splits:
             raise ValueError(
                 f"n_splits={self.n_splits} is more than the {n_source} source rows; "
@@ -236,7 +236,7 @@ class ImportanceWeightedScorer:
         """
         y_true = np.asarray(y_true)
         if sample_domain is not None:
-            keep = _check_sample_domain(sample_domain, len(y_true))
+            keep = check_sample_domain(sample_domain, len(y_true))
             if not keep.any():
                 raise ValueError(
                     "ImportanceWeightedScorer received only target rows to score; "
