@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import sklearn
 from sklearn.base import clone
-from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.exceptions import UnsetMetadataPassedError
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -118,3 +119,108 @@ def test_meta_estimator_joblib_round_trip(tmp_path):
     joblib.dump(model, tmp_path / "model.joblib")
     loaded = joblib.load(tmp_path / "model.joblib")
     np.testing.assert_array_equal(loaded.compute_weights(X), model.compute_weights(X))
+
+
+# --- metadata routing ---------------------------------------------------------
+
+
+class _RecordingRidge(Ridge):
+    """A regressor whose fit takes one more piece of metadata, ``tag``."""
+
+    def fit(self, X, y, sample_weight=None, tag=None):
+        self.tag_, self.weights_seen_ = tag, sample_weight
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def regression_with_tags(n=60):
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 1, (n, 2)), rng.normal(1, 1, (n, 2))]
+    # Target values are ignored (0 here, so that a plain scorer can run).
+    y = np.r_[X[:n, 0], np.zeros(n)]
+    domain = np.r_[np.ones(n), -np.ones(n)]
+    return X, y, domain, np.arange(2 * n) * 10
+
+
+def test_routing_on_metadata_reaches_the_inner_fit_on_source_rows():
+    X, y, domain, tag = regression_with_tags()
+    weighter = DiscriminativeWeighter(cv=2, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        inner = _RecordingRidge().set_fit_request(tag=True)
+        model = ImportanceWeightedRegressor(inner, weighter=weighter)
+        model.fit(X, y, sample_domain=domain, tag=tag)
+        np.testing.assert_array_equal(model.estimator_.tag_, tag[domain > 0])
+        np.testing.assert_array_equal(
+            model.estimator_.weights_seen_, model.sample_weight_
+        )
+        # Metadata that is not per row goes through unchanged.
+        model.fit(X, y, sample_domain=domain, tag="all")
+        assert model.estimator_.tag_ == "all"
+        # Through a cross-validation tool: each fold's source rows.
+        cv = KFold(3, shuffle=True, random_state=0)
+        results = cross_validate(
+            model,
+            X,
+            y,
+            cv=cv,
+            scoring="neg_mean_squared_error",
+            params={"sample_domain": domain, "tag": tag},
+            return_estimator=True,
+            error_score="raise",
+        )
+        for fitted, (train, _) in zip(results["estimator"], cv.split(X), strict=True):
+            np.testing.assert_array_equal(
+                fitted.estimator_.tag_, tag[train][domain[train] > 0]
+            )
+    assert sklearn.get_config()["enable_metadata_routing"] is False
+
+
+def test_routing_on_unrequested_metadata_raises():
+    X, y, domain, tag = regression_with_tags()
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = ImportanceWeightedRegressor(
+            _RecordingRidge(), weighter=DiscriminativeWeighter(cv=2)
+        )
+        with pytest.raises(UnsetMetadataPassedError, match="set_fit_request"):
+            model.fit(X, y, sample_domain=domain, tag=tag)
+        with pytest.raises(TypeError, match="not routed to any object"):
+            model.fit(X, y, sample_domain=domain, unknown=tag)
+
+
+def test_routing_off_fit_takes_sample_domain_only():
+    X, y, domain, tag = regression_with_tags()
+    model = ImportanceWeightedRegressor(
+        _RecordingRidge(), weighter=DiscriminativeWeighter(cv=2, random_state=0)
+    )
+    with pytest.raises(TypeError, match=r"\['tag'\].*only with metadata routing on"):
+        model.fit(X, y, sample_domain=domain, tag=tag)
+    # Unchanged behaviour otherwise: the estimator's own default for tag.
+    assert model.fit(X, y, sample_domain=domain).estimator_.tag_ is None
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_sample_weight_is_never_routed(routing):
+    X, y, domain, _ = regression_with_tags()
+    with sklearn.config_context(enable_metadata_routing=routing):
+        inner = Ridge()
+        if routing:
+            inner.set_fit_request(sample_weight=True)
+        model = ImportanceWeightedRegressor(
+            inner, weighter=DiscriminativeWeighter(cv=2)
+        )
+        with pytest.raises(TypeError, match="got `sample_weight`.*importance weights"):
+            model.fit(X, y, sample_domain=domain, sample_weight=np.ones(len(X)))
+
+
+def test_get_metadata_routing_routes_fit_to_the_estimator():
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = ImportanceWeightedRegressor(_RecordingRidge().set_fit_request(tag=True))
+        routing = model.get_metadata_routing()
+        # Consumed by the meta-estimator itself or by its estimator.
+        assert routing.consumes("fit", ["sample_domain", "tag", "other"]) == {
+            "sample_domain",
+            "tag",
+        }
+        routed = routing.route_params(
+            caller="fit", params={"tag": [1], "sample_domain": [1]}
+        )
+        assert routed.estimator.fit == {"tag": [1]}

@@ -1,6 +1,7 @@
 """Meta-estimators that train any estimator on importance-weighted source rows."""
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -12,10 +13,16 @@ from sklearn.base import (
 )
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _assert_all_finite,
+    _check_method_params,
     check_is_fitted,
     has_fit_parameter,
     validate_data,
@@ -53,7 +60,7 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
         self.weighter = weighter
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, *, sample_domain=None):
+    def fit(self, X, y, *, sample_domain=None, **fit_params):
         """Fit the weighter on all rows, then the estimator on the source rows.
 
         Parameters
@@ -68,19 +75,29 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
         sample_domain : array-like of shape (n_samples,)
             Positive for source rows, negative for target rows. Required.
 
+        **fit_params : dict
+            Only with metadata routing on: metadata the estimator requested
+            for its ``fit`` (``estimator.set_fit_request(groups=True)``).
+            Per-row metadata (of length ``n_samples``) reaches it restricted
+            to the source rows.
+
         Returns
         -------
         self : object
             The fitted estimator.
         """
         X, y, is_source = self._check_fit_inputs(X, y, sample_domain)
+        inner_params = self._inner_fit_params(X, fit_params, is_source)
         weighter = (
             self.weighter if self.weighter is not None else DiscriminativeWeighter()
         )
         self.weighter_ = clone(weighter).fit(X, sample_domain=sample_domain)
         self.sample_weight_ = self.weighter_.weights_[is_source]
         self.estimator_ = clone(self.estimator).fit(
-            X[is_source], y[is_source], sample_weight=self.sample_weight_
+            X[is_source],
+            y[is_source],
+            sample_weight=self.sample_weight_,
+            **inner_params,
         )
         return self
 
@@ -108,6 +125,52 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
         else:
             _assert_all_finite(y[is_source], input_name="y")
         return X, y, is_source
+
+    def _inner_fit_params(self, X, fit_params, is_source):
+        """The metadata routed to ``estimator.fit``, on the source rows only."""
+        name = type(self).__name__
+        if "sample_weight" in fit_params:
+            raise TypeError(
+                f"{name}.fit got `sample_weight`, but it trains the estimator "
+                "with the importance weights as sample_weight. Leave the "
+                "estimator's sample_weight request unset and clip the weights "
+                "with the weighter's max_weight / max_weight_quantile instead."
+            )
+        if not get_config()["enable_metadata_routing"]:
+            if fit_params:
+                raise TypeError(
+                    f"{name}.fit got unexpected keyword argument(s) "
+                    f"{sorted(fit_params)}. Metadata other than sample_domain "
+                    "reaches the estimator only with metadata routing on: fit "
+                    "inside `sklearn.config_context(enable_metadata_routing=True)` "
+                    "and request it with `estimator.set_fit_request(...)`."
+                )
+            return {}
+        routed = process_routing(self, "fit", **fit_params)
+        return _check_method_params(
+            X, params=routed.estimator.fit, indices=np.flatnonzero(is_source)
+        )
+
+    def get_metadata_routing(self):
+        """Metadata routing of this meta-estimator.
+
+        ``fit`` consumes ``sample_domain`` itself and routes what the
+        estimator requested for its ``fit``. Used only with metadata routing
+        on (see :ref:`sklearn:metadata_routing`).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        return (
+            MetadataRouter(owner=type(self).__name__)
+            .add_self_request(self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        )
 
     def compute_weights(self, X, *, sample_domain=None):
         """Importance weights of ``X`` from the fitted weighter.
@@ -201,6 +264,11 @@ _iw_docs = Substitution(
     :class:`~sktransfer.model_selection.SourceValidationKFold` and
     :class:`~sktransfer.model_selection.ImportanceWeightedScorer`.
 
+    With routing on, other metadata that ``estimator`` requested for its
+    ``fit`` (e.g. ``estimator.set_fit_request(groups=True)``) reaches it,
+    restricted to the source rows; ``sample_weight`` cannot be routed, since
+    the importance weights take its place. With routing off, ``fit`` takes
+    ``sample_domain`` only.
     """,
 )
 
