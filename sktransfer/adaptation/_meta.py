@@ -44,6 +44,32 @@ def _estimator_has(attr):
     return check
 
 
+def _delegated(method, summary, returns):
+    """A method that validates ``X`` and returns ``estimator_.<method>(X)``.
+
+    It exists only when the estimator has ``method`` (``available_if``); its
+    docstring says ``summary`` and ``returns``.
+    """
+
+    def delegate(self, X):
+        """%(summary)s from the weighted estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        %(returns)s
+        """
+        return getattr(self.estimator_, method)(self._checked(X))
+
+    delegate.__name__ = method
+    delegate = Substitution(summary=summary, returns=returns)(delegate)
+    return available_if(_estimator_has(method))(delegate)
+
+
 class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
     """Fit a weighter on source + target rows, then the estimator on the source."""
 
@@ -318,56 +344,30 @@ class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
         """Class labels of the fitted estimator."""
         return self.estimator_.classes_
 
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities from the weighted estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input rows.
-
-        Returns
-        -------
+    predict_proba = _delegated(
+        "predict_proba",
+        "Class probabilities",
+        """
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities, columns in the order of ``classes_``.
+        """,
+    )
+    predict_log_proba = _delegated(
+        "predict_log_proba",
+        "Class log-probabilities",
         """
-        X = self._checked(X)
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Class log-probabilities from the weighted estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input rows.
-
-        Returns
-        -------
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probabilities, columns in the order of ``classes_``.
+        """,
+    )
+    decision_function = _delegated(
+        "decision_function",
+        "Decision function",
         """
-        X = self._checked(X)
-        return self.estimator_.predict_log_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the weighted estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input rows.
-
-        Returns
-        -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             Decision scores.
-        """
-        X = self._checked(X)
-        return self.estimator_.decision_function(X)
+        """,
+    )
 
 
 @_iw_docs
