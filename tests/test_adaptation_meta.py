@@ -224,3 +224,12 @@ def test_get_metadata_routing_routes_fit_to_the_estimator():
             caller="fit", params={"tag": [1], "sample_domain": [1]}
         )
         assert routed.estimator.fit == {"tag": [1]}
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "predict_log_proba", "decision_function"]
+)
+def test_unfitted_methods_raise_not_fitted(method):
+    model = ImportanceWeightedClassifier(LogisticRegression())
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        getattr(model, method)(np.zeros((2, 2)))

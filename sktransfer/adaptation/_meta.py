@@ -63,7 +63,8 @@ def _delegated(method, summary, returns):
         -------
         %(returns)s
         """
-        return getattr(self.estimator_, method)(self._checked(X))
+        X = self._checked(X)  # NotFittedError before estimator_ is read
+        return getattr(self.estimator_, method)(X)
 
     delegate.__name__ = method
     delegate = Substitution(summary=summary, returns=returns)(delegate)
