@@ -118,6 +118,8 @@ model = ImportanceWeightedClassifier(
     LogisticRegression(max_iter=500), weighter=DiscriminativeWeighter(random_state=0)
 )
 cv = SourceValidationKFold(5, shuffle=True, random_state=0)
+# With metadata routing off (the default) ``groups`` is its own argument; with
+# routing on it goes into ``params`` with ``sample_domain`` instead.
 fit_params = {"sample_domain": sample_domain}
 iwcv = cross_val_score(
     model,

@@ -19,9 +19,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from .weighting import _check_both_domains, _check_sample_domain
+from .adaptation import check_both_domains, check_sample_domain
 
 __all__ = ["ImportanceWeightedScorer", "SourceValidationKFold"]
+
+# Attributes under which a fitted wrapper exposes the estimator it wraps:
+# skada's ``Shared`` selector (``make_da_pipeline`` wraps every step in one)
+# has ``base_estimator_``, most meta-estimators ``estimator_``.
+_WRAPPED_ESTIMATOR_ATTRIBUTES = ("base_estimator_", "estimator_")
+# Wrappers looked through at most (a guard against cycles).
+_MAX_WRAPPER_DEPTH = 8
 
 
 class SourceValidationKFold(BaseCrossValidator):
@@ -106,8 +113,8 @@ class SourceValidationKFold(BaseCrossValidator):
                 "array as `groups` (e.g. `GridSearchCV(...).fit(X, y, "
                 "groups=sample_domain, sample_domain=sample_domain)`)."
             )
-        is_source = _check_sample_domain(groups, n_samples)
-        n_source, _ = _check_both_domains(is_source)
+        is_source = check_sample_domain(groups, n_samples)
+        n_source, _ = check_both_domains(is_source)
         if n_source < self.n_splits:
             raise ValueError(
                 f"n_splits={self.n_splits} is more than the {n_source} source rows; "
@@ -141,16 +148,37 @@ class SourceValidationKFold(BaseCrossValidator):
         raise NotImplementedError
 
 
+def _unwrap_weighted(estimator):
+    """``estimator`` or the fitted estimator it wraps that has ``compute_weights``.
+
+    ``None`` when there is none.
+    """
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        if hasattr(estimator, "compute_weights"):
+            return estimator
+        estimator = next(
+            (
+                getattr(estimator, name)
+                for name in _WRAPPED_ESTIMATOR_ATTRIBUTES
+                if getattr(estimator, name, None) is not None
+            ),
+            None,
+        )
+        if estimator is None:
+            return None
+    return None
+
+
 class ImportanceWeightedScorer:
     """Score validation rows with importance weights (importance-weighted CV).
 
     Calls ``estimator.compute_weights(X)`` (an
     :class:`~sktransfer.ImportanceWeightedClassifier` or regressor, alone or as
-    the last step of a :class:`~sklearn.pipeline.Pipeline`) and passes the
-    weights as ``sample_weight`` to the metric, so the score estimates the
-    metric on the target domain. In cross-validation the weighter is the one
-    fitted in the current fold, so validation rows are weighted out of
-    sample.
+    the last step of a :class:`~sklearn.pipeline.Pipeline`, possibly wrapped:
+    see Notes) and passes the weights as ``sample_weight`` to the metric, so
+    the score estimates the metric on the target domain. In cross-validation
+    the weighter is the one fitted in the current fold, so validation rows
+    are weighted out of sample.
 
     Use it with :class:`SourceValidationKFold`, which keeps target rows out of
     the validation folds. With metadata routing on, the scorer also requests
@@ -170,6 +198,20 @@ class ImportanceWeightedScorer:
     steps twice (once for the weights, once for the predictions); cache the
     features if they are expensive.
 
+    The estimator with ``compute_weights`` may be wrapped, alone or as the
+    pipeline's last step: the scorer looks through fitted wrappers that
+    expose the wrapped estimator as ``base_estimator_`` (skada's ``Shared``
+    selector, which ``skada.make_da_pipeline`` puts around every step) or
+    ``estimator_``. A plain :func:`~sklearn.pipeline.make_pipeline` ending in
+    an :class:`~sktransfer.ImportanceWeightedClassifier` needs no wrapper and
+    works with skada's data as well.
+
+    ``cross_val_score`` takes ``groups=`` only with metadata routing off;
+    with routing on (as after ``import skada``, which turns it on for the
+    whole process) pass it in ``params`` with the other metadata, as in the
+    second example. ``GridSearchCV.fit(X, y, groups=d, sample_domain=d)``
+    works in both modes.
+
     Examples
     --------
     >>> import numpy as np
@@ -177,18 +219,31 @@ class ImportanceWeightedScorer:
     >>> from sklearn.model_selection import cross_val_score
     >>> from sktransfer.model_selection import (
     ...     ImportanceWeightedScorer, SourceValidationKFold)
-    >>> from sktransfer.weighting import ImportanceWeightedClassifier
+    >>> from sktransfer.weighting import (
+    ...     DiscriminativeWeighter, ImportanceWeightedClassifier)
     >>> rng = np.random.RandomState(0)
     >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 1, (100, 2))]
     >>> y = np.r_[(X[:100, 0] > 0).astype(int), -np.ones(100, int)]
     >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = ImportanceWeightedClassifier(
+    ...     LogisticRegression(), weighter=DiscriminativeWeighter(random_state=0))
     >>> scores = cross_val_score(
-    ...     ImportanceWeightedClassifier(LogisticRegression()), X, y,
-    ...     groups=sample_domain, cv=SourceValidationKFold(3),
+    ...     model, X, y, groups=sample_domain, cv=SourceValidationKFold(3),
     ...     scoring=ImportanceWeightedScorer("accuracy"),
     ...     params={"sample_domain": sample_domain})
     >>> scores.shape
     (3,)
+
+    With metadata routing on, ``groups`` travels in ``params``:
+
+    >>> import sklearn
+    >>> with sklearn.config_context(enable_metadata_routing=True):
+    ...     routed = cross_val_score(
+    ...         model, X, y, cv=SourceValidationKFold(3),
+    ...         scoring=ImportanceWeightedScorer("accuracy"),
+    ...         params={"sample_domain": sample_domain, "groups": sample_domain})
+    >>> bool(np.allclose(routed, scores))
+    True
     """
 
     def __init__(self, scoring="accuracy"):
@@ -199,16 +254,18 @@ class ImportanceWeightedScorer:
 
     @staticmethod
     def _weights(estimator, X):
-        if hasattr(estimator, "compute_weights"):
-            return estimator.compute_weights(X)
-        if isinstance(estimator, Pipeline) and hasattr(
-            estimator[-1], "compute_weights"
-        ):
-            return estimator[-1].compute_weights(estimator[:-1].transform(X))
+        weighted = _unwrap_weighted(estimator)
+        if weighted is not None:
+            return weighted.compute_weights(X)
+        if isinstance(estimator, Pipeline):
+            weighted = _unwrap_weighted(estimator[-1])
+            if weighted is not None:
+                return weighted.compute_weights(estimator[:-1].transform(X))
         raise TypeError(
             "ImportanceWeightedScorer needs an estimator with `compute_weights` "
-            "(ImportanceWeightedClassifier/Regressor, or a Pipeline ending in one); "
-            f"got {type(estimator).__name__}."
+            "(ImportanceWeightedClassifier/Regressor, or a Pipeline ending in one, "
+            "possibly inside a fitted wrapper exposing `base_estimator_` or "
+            f"`estimator_`); got {type(estimator).__name__}."
         )
 
     def __call__(self, estimator, X, y_true, sample_domain=None):
@@ -217,7 +274,8 @@ class ImportanceWeightedScorer:
         Parameters
         ----------
         estimator : fitted estimator
-            Has ``compute_weights`` or is a pipeline ending in one that has.
+            Has ``compute_weights`` or is a pipeline ending in one that has,
+            either possibly inside fitted wrappers (see Notes).
 
         X : array-like of shape (n_samples, ...)
             Validation rows.
@@ -236,7 +294,7 @@ class ImportanceWeightedScorer:
         """
         y_true = np.asarray(y_true)
         if sample_domain is not None:
-            keep = _check_sample_domain(sample_domain, len(y_true))
+            keep = check_sample_domain(sample_domain, len(y_true))
             if not keep.any():
                 raise ValueError(
                     "ImportanceWeightedScorer received only target rows to score; "

@@ -1,9 +1,12 @@
 """Tests of target-aware model selection: the splitter and the IWCV scorer."""
 
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import sklearn
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -173,3 +176,138 @@ def test_scorer_repr():
     assert (
         repr(ImportanceWeightedScorer("r2")) == "ImportanceWeightedScorer(scoring='r2')"
     )
+
+
+def iw_model():
+    return ImportanceWeightedClassifier(
+        LogisticRegression(), weighter=DiscriminativeWeighter(random_state=0)
+    )
+
+
+def test_cross_val_score_groups_form_for_each_routing_mode():
+    # Routing off: groups= beside params; routing on: groups inside params
+    # (groups= itself raises there). Both forms give the same scores.
+    X, y, domain = covariate_shift(150, 150)
+    cv, scorer = SourceValidationKFold(3), ImportanceWeightedScorer()
+    plain = cross_val_score(
+        iw_model(),
+        X,
+        y,
+        groups=domain,
+        cv=cv,
+        scoring=scorer,
+        params={"sample_domain": domain},
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = cross_val_score(
+            iw_model(),
+            X,
+            y,
+            cv=cv,
+            scoring=scorer,
+            params={"sample_domain": domain, "groups": domain},
+        )
+        with pytest.raises(
+            ValueError, match="`groups` can only be passed if metadata routing is not"
+        ):
+            cross_val_score(
+                iw_model(),
+                X,
+                y,
+                groups=domain,
+                cv=cv,
+                scoring=scorer,
+                params={"sample_domain": domain},
+            )
+    np.testing.assert_allclose(routed, plain)
+    assert sklearn.get_config()["enable_metadata_routing"] is False
+
+
+class _FittedWrapper(BaseEstimator):
+    """Wraps an estimator and exposes the fitted copy under ``attribute``."""
+
+    def __init__(self, estimator, attribute="base_estimator_"):
+        self.estimator = estimator
+        self.attribute = attribute
+
+    def fit(self, X, y, sample_domain=None):
+        fitted = clone(self.estimator).fit(X, y, sample_domain=sample_domain)
+        setattr(self, self.attribute, fitted)
+        return self
+
+    def predict(self, X):
+        return getattr(self, self.attribute).predict(X)
+
+
+@pytest.mark.parametrize("attribute", ["base_estimator_", "estimator_"])
+@pytest.mark.parametrize("in_pipeline", [False, True])
+def test_scorer_looks_through_a_wrapped_final_step(attribute, in_pipeline):
+    X, y, domain = covariate_shift(150, 150)
+    source = domain > 0
+    wrapped = _FittedWrapper(_FittedWrapper(iw_model()), attribute)
+    plain = iw_model()
+    if in_pipeline:
+        wrapped = make_pipeline(StandardScaler(), wrapped)
+        plain = make_pipeline(StandardScaler(), plain)
+        key = "_fittedwrapper__sample_domain"
+        wrapped.fit(X, y, **{key: domain})
+        plain.fit(X, y, importanceweightedclassifier__sample_domain=domain)
+    else:
+        wrapped.fit(X, y, sample_domain=domain)
+        plain.fit(X, y, sample_domain=domain)
+    scorer = ImportanceWeightedScorer()
+    score = scorer(wrapped, X[source], y[source])
+    assert score == pytest.approx(scorer(plain, X[source], y[source]))
+    with pytest.raises(TypeError, match="fitted wrapper exposing `base_estimator_`"):
+        scorer(_FittedWrapper(LogisticRegression(), attribute), X, y)
+
+
+def test_scorer_with_skada_make_da_pipeline():
+    # skada turns metadata routing on for the whole process at import: import
+    # it inside a config_context, which restores the configuration on exit.
+    with sklearn.config_context():
+        skada = pytest.importorskip("skada")
+    assert sklearn.get_config()["enable_metadata_routing"] is False
+    X, y, domain = covariate_shift(150, 150)
+    y = np.where(domain > 0, y, -1)
+    cv, scorer = SourceValidationKFold(3), ImportanceWeightedScorer()
+    params = {"sample_domain": domain, "groups": domain}
+    with sklearn.config_context(enable_metadata_routing=True):
+        da_pipe = skada.make_da_pipeline(StandardScaler(), iw_model())
+        scores = cross_val_score(
+            da_pipe, X, y, cv=cv, scoring=scorer, params=params, error_score="raise"
+        )
+        # The plain-Pipeline route: the same model, the same scores.
+        plain = cross_val_score(
+            make_pipeline(StandardScaler(), iw_model()),
+            X,
+            y,
+            cv=cv,
+            scoring=scorer,
+            params=params,
+            error_score="raise",
+        )
+    np.testing.assert_allclose(scores, plain)
+    assert np.all(np.isfinite(scores))
+
+
+def test_user_guide_cross_val_score_forms_run():
+    # The user guide's two cross_val_score forms, run as written.
+    guide = Path(__file__).parents[1] / "docs" / "user_guide" / "domain_shift.rst"
+    text = guide.read_text(encoding="utf-8")
+    start = text.index("    from sklearn.model_selection import cross_val_score\n")
+    block = textwrap.dedent(text[start : text.index("\n\n**With skada.**", start)])
+    assert "# Metadata routing on:" in block
+    X, y, domain = covariate_shift(60, 60)
+    namespace = {
+        "sklearn": sklearn,
+        "ImportanceWeightedClassifier": ImportanceWeightedClassifier,
+        "ImportanceWeightedScorer": ImportanceWeightedScorer,
+        "LogisticRegression": LogisticRegression,
+        "SourceValidationKFold": SourceValidationKFold,
+        "X_features": X,
+        "y": y,
+        "sample_domain": domain,
+    }
+    exec(compile(block, str(guide), "exec"), namespace)
+    assert sklearn.get_config()["enable_metadata_routing"] is False

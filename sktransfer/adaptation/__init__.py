@@ -1,0 +1,37 @@
+"""Domain adaptation: learning for a target domain from labelled source rows.
+
+Source and target rows travel together, marked by ``sample_domain``
+(positive: source, negative: target; skada's convention). One private module
+per method family:
+
+- ``_domain``: the ``sample_domain`` checks;
+- ``_base_weighter``: the weighters' shared base (normalise, clip, diagnose,
+  ``compute_weights``);
+- ``_kernels`` and ``_kernel_ratio``: kernel helpers, and the base of KLIEP
+  and uLSIF;
+- ``_discriminative``, ``_kliep``, ``_ulsif``, ``_kmm``: the weighters;
+- ``_estimate``: :func:`estimate_importance_weights`;
+- ``_meta``: the importance-weighted meta-estimators.
+
+Nothing here changes scikit-learn's global configuration.
+"""
+
+from ._discriminative import DiscriminativeWeighter
+from ._domain import check_both_domains, check_sample_domain
+from ._estimate import estimate_importance_weights
+from ._kliep import KLIEPWeighter
+from ._kmm import KMMWeighter
+from ._meta import ImportanceWeightedClassifier, ImportanceWeightedRegressor
+from ._ulsif import ULSIFWeighter
+
+__all__ = [
+    "DiscriminativeWeighter",
+    "ImportanceWeightedClassifier",
+    "ImportanceWeightedRegressor",
+    "KLIEPWeighter",
+    "KMMWeighter",
+    "ULSIFWeighter",
+    "check_both_domains",
+    "check_sample_domain",
+    "estimate_importance_weights",
+]

@@ -1,0 +1,410 @@
+"""Meta-estimators that train any estimator on importance-weighted source rows."""
+
+import numpy as np
+from sklearn import get_config
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    RegressorMixin,
+    _fit_context,
+    clone,
+    is_classifier,
+)
+from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _assert_all_finite,
+    _check_method_params,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
+
+from .._docstrings import Substitution
+from ._discriminative import DiscriminativeWeighter
+from ._domain import check_both_domains, check_sample_domain
+
+__all__ = ["ImportanceWeightedClassifier", "ImportanceWeightedRegressor"]
+
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+
+    return check
+
+
+def _delegated(method, summary, returns):
+    """A method that validates ``X`` and returns ``estimator_.<method>(X)``.
+
+    It exists only when the estimator has ``method`` (``available_if``); its
+    docstring says ``summary`` and ``returns``.
+    """
+
+    def delegate(self, X):
+        """%(summary)s from the weighted estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        %(returns)s
+        """
+        X = self._checked(X)  # NotFittedError before estimator_ is read
+        return getattr(self.estimator_, method)(X)
+
+    delegate.__name__ = method
+    delegate = Substitution(summary=summary, returns=returns)(delegate)
+    return available_if(_estimator_has(method))(delegate)
+
+
+class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
+    """Fit a weighter on source + target rows, then the estimator on the source."""
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "weighter": [HasMethods(["fit", "compute_weights"]), None],
+    }
+    # sample_domain is requested by default, so routing-enabled CV tools pass
+    # it without a set_fit_request call.
+    __metadata_request__fit = {"sample_domain": True}
+
+    def __init__(self, estimator, *, weighter=None):
+        self.estimator = estimator
+        self.weighter = weighter
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, *, sample_domain=None, **fit_params):
+        """Fit the weighter on all rows, then the estimator on the source rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source and target rows together.
+
+        y : array-like of shape (n_samples,)
+            Targets. Values on target rows are ignored (mask them, e.g. -1 for
+            classification or NaN for regression).
+
+        sample_domain : array-like of shape (n_samples,)
+            Positive for source rows, negative for target rows. Required.
+
+        **fit_params : dict
+            Only with metadata routing on: metadata the estimator requested
+            for its ``fit`` (``estimator.set_fit_request(groups=True)``).
+            Per-row metadata (of length ``n_samples``) reaches it restricted
+            to the source rows.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y, is_source = self._check_fit_inputs(X, y, sample_domain)
+        inner_params = self._inner_fit_params(X, fit_params, is_source)
+        weighter = (
+            self.weighter if self.weighter is not None else DiscriminativeWeighter()
+        )
+        self.weighter_ = clone(weighter).fit(X, sample_domain=sample_domain)
+        self.sample_weight_ = self.weighter_.weights_[is_source]
+        self.estimator_ = clone(self.estimator).fit(
+            X[is_source],
+            y[is_source],
+            sample_weight=self.sample_weight_,
+            **inner_params,
+        )
+        return self
+
+    def _check_fit_inputs(self, X, y, sample_domain):
+        """Validated ``X``, ``y`` and the mask of source rows."""
+        if not has_fit_parameter(self.estimator, "sample_weight"):
+            # Never resample instead: a resampled fit is a different estimator
+            # with extra variance (ADAPT does this silently).
+            raise TypeError(
+                f"{type(self).__name__} needs an estimator whose fit takes "
+                f"`sample_weight`; {type(self.estimator).__name__}.fit does not. "
+                "Choose an estimator that accepts sample_weight (for a Pipeline, "
+                "put this meta-estimator as the pipeline's last step instead)."
+            )
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y has {y.shape[0]} rows but X has {X.shape[0]}; they must match."
+            )
+        is_source = check_sample_domain(sample_domain, X.shape[0])
+        check_both_domains(is_source)
+        if is_classifier(self):
+            check_classification_targets(y[is_source])
+        else:
+            _assert_all_finite(y[is_source], input_name="y")
+        return X, y, is_source
+
+    def _inner_fit_params(self, X, fit_params, is_source):
+        """The metadata routed to ``estimator.fit``, on the source rows only."""
+        name = type(self).__name__
+        if "sample_weight" in fit_params:
+            raise TypeError(
+                f"{name}.fit got `sample_weight`, but it trains the estimator "
+                "with the importance weights as sample_weight. Leave the "
+                "estimator's sample_weight request unset and clip the weights "
+                "with the weighter's max_weight / max_weight_quantile instead."
+            )
+        if not get_config()["enable_metadata_routing"]:
+            if fit_params:
+                raise TypeError(
+                    f"{name}.fit got unexpected keyword argument(s) "
+                    f"{sorted(fit_params)}. Metadata other than sample_domain "
+                    "reaches the estimator only with metadata routing on: fit "
+                    "inside `sklearn.config_context(enable_metadata_routing=True)` "
+                    "and request it with `estimator.set_fit_request(...)`."
+                )
+            return {}
+        routed = process_routing(self, "fit", **fit_params)
+        return _check_method_params(
+            X, params=routed.estimator.fit, indices=np.flatnonzero(is_source)
+        )
+
+    def get_metadata_routing(self):
+        """Metadata routing of this meta-estimator.
+
+        ``fit`` consumes ``sample_domain`` itself and routes what the
+        estimator requested for its ``fit``. Used only with metadata routing
+        on (see :ref:`sklearn:metadata_routing`).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        return (
+            MetadataRouter(owner=type(self).__name__)
+            .add_self_request(self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        )
+
+    def compute_weights(self, X, *, sample_domain=None):
+        """Importance weights of ``X`` from the fitted weighter.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to weight.
+
+        sample_domain : array-like of shape (n_samples,), default=None
+            See the weighter's ``compute_weights``.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Non-negative importance weights.
+        """
+        check_is_fitted(self)
+        return self.weighter_.compute_weights(X, sample_domain=sample_domain)
+
+    def _checked(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def predict(self, X):
+        """Predict with the estimator trained on the weighted source rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions.
+        """
+        X = self._checked(X)
+        return self.estimator_.predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+# The text both meta-estimators share, written once.
+_iw_docs = Substitution(
+    description="""
+    ``fit(X, y, sample_domain=...)`` takes source and target rows together. It
+    fits ``weighter`` on all rows, then ``estimator`` on the source rows with
+    the weighter's importance weights as ``sample_weight``; target labels are
+    ignored. Use it as the last step of a pipeline after a feature extractor,
+    so that source and target rows get the same features. It raises rather
+    than resample when ``estimator.fit`` has no ``sample_weight``.
+
+    Read more in the :ref:`User Guide <domain_shift>`.
+    """,
+    weighter="""
+    weighter : weighter or None, default=None
+        One of :class:`DiscriminativeWeighter`, :class:`KMMWeighter`,
+        :class:`KLIEPWeighter`, :class:`ULSIFWeighter` (or any object with
+        ``fit(X, sample_domain=...)``, ``weights_`` and ``compute_weights``).
+        ``None`` uses ``DiscriminativeWeighter()``.
+    """,
+    attributes="""
+    estimator_ : estimator
+        The fitted estimator.
+
+    weighter_ : weighter
+        The fitted weighter; its diagnostics (``effective_sample_size_``,
+        ``domain_auc_``, ...) describe the shift.
+
+    sample_weight_ : ndarray of shape (n_source,)
+        Weights the estimator was trained with.
+
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``, set only when ``X`` has
+        feature names that are all strings.
+    """,
+    notes="""
+    ``sample_domain`` is requested for ``fit`` by default, so with metadata
+    routing enabled ``cross_val_score(..., params={"sample_domain": d})``
+    and ``GridSearchCV.fit(X, y, sample_domain=d)`` pass it on; with routing
+    off these tools pass fit parameters through as well (inside a
+    :class:`~sklearn.pipeline.Pipeline`, name the step:
+    ``step__sample_domain``). For target-aware model selection see
+    :class:`~sktransfer.model_selection.SourceValidationKFold` and
+    :class:`~sktransfer.model_selection.ImportanceWeightedScorer`.
+
+    With routing on, other metadata that ``estimator`` requested for its
+    ``fit`` (e.g. ``estimator.set_fit_request(groups=True)``) reaches it,
+    restricted to the source rows; ``sample_weight`` cannot be routed, since
+    the importance weights take its place. With routing off, ``fit`` takes
+    ``sample_domain`` only.
+    """,
+)
+
+
+@_iw_docs
+class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
+    """Train a classifier on source rows weighted toward the target domain.
+
+    %(description)s
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Classifier whose ``fit`` accepts ``sample_weight``.
+
+    %(weighter)s
+
+    Attributes
+    ----------
+    %(attributes)s
+
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, from the source rows.
+
+    Notes
+    -----
+    %(notes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sktransfer.weighting import ImportanceWeightedClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 1, (100, 2))]
+    >>> y = np.r_[(X[:100, 0] > 0).astype(int), -np.ones(100)]
+    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = ImportanceWeightedClassifier(LogisticRegression(), weighter=None)
+    >>> model.fit(X, y, sample_domain=sample_domain).predict(X[:2]).shape
+    (2,)
+    >>> model.sample_weight_.shape
+    (100,)
+    """
+
+    @property
+    def classes_(self):
+        """Class labels of the fitted estimator."""
+        return self.estimator_.classes_
+
+    predict_proba = _delegated(
+        "predict_proba",
+        "Class probabilities",
+        """
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
+        """,
+    )
+    predict_log_proba = _delegated(
+        "predict_log_proba",
+        "Class log-probabilities",
+        """
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities, columns in the order of ``classes_``.
+        """,
+    )
+    decision_function = _delegated(
+        "decision_function",
+        "Decision function",
+        """
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Decision scores.
+        """,
+    )
+
+
+@_iw_docs
+class ImportanceWeightedRegressor(RegressorMixin, _BaseImportanceWeighted):
+    """Train a regressor on source rows weighted toward the target domain.
+
+    %(description)s
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Regressor whose ``fit`` accepts ``sample_weight``.
+
+    %(weighter)s
+
+    Attributes
+    ----------
+    %(attributes)s
+
+    Notes
+    -----
+    %(notes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from sktransfer.weighting import ImportanceWeightedRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 1, (100, 2))]
+    >>> y = np.r_[X[:100, 0], np.full(100, np.nan)]
+    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = ImportanceWeightedRegressor(Ridge()).fit(
+    ...     X, y, sample_domain=sample_domain)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    >>> model.sample_weight_.shape
+    (100,)
+    """
