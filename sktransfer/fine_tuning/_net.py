@@ -185,7 +185,7 @@ class FineTuneNet(NeuralNet):
         return self
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's loop, remembering an interrupt that ``partial_fit`` swallows."""
+        """Run skorch's loop, remembering an interrupt that ``partial_fit`` swallows."""
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as exc:
@@ -193,7 +193,7 @@ class FineTuneNet(NeuralNet):
             raise
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """skorch's ``partial_fit``, except that Ctrl-C interrupts.
+        """Train as skorch's ``partial_fit`` does, except that Ctrl-C interrupts.
 
         skorch catches ``KeyboardInterrupt`` in its training loop and returns
         normally, so a fit interrupted after one epoch of five looked
