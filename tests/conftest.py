@@ -1,46 +1,23 @@
-"""Shared fixtures: tiny images, a tiny CNN, and the offline pretrained weights."""
+"""Shared fixtures: tiny images, a tiny CNN, and the offline pretrained weights.
+
+Plain helpers (the tiny CNN's class, the common-check harness) are in
+``_helpers.py``; this file holds fixtures only.
+"""
 
 import numpy as np
 import pytest
 import torch
+from _helpers import make_tiny_cnn
 from PIL import Image
-from torch import nn
 
 
-class TinyCNN(nn.Module):
-    """A 3-stage CNN with BatchNorm, small enough for sklearn's common checks.
-
-    Its top-level children are the layer groups (stem, stage1, stage2); it
-    returns pooled 8-dimensional features.
-    """
-
-    def __init__(self, width=8):
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()
-        )
-        self.stage1 = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, stride=2),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-        )
-        self.stage2 = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, stride=2),
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
-
-    def forward(self, x):
-        return self.flatten(self.pool(self.stage2(self.stage1(self.stem(x)))))
-
-
-def make_tiny_cnn(seed=0, width=8):
-    """A TinyCNN with deterministic weights, built without touching global seeds."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return TinyCNN(width)
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: tiny tensors only add contention on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

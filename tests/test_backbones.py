@@ -2,7 +2,7 @@ import re
 
 import pytest
 import torch
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 from torch import nn
 
 from sktransfer.backbones import (

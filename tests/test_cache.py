@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.cache import EmbeddingCache, clear_embedding_cache

@@ -17,14 +17,8 @@ from sktransfer.callbacks import (
     per_sample_losses,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: threads only add contention on a shared machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Tiny tensors: one torch thread (see conftest's one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bn_net():

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import sklearn
 import torch
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import compute_sample_weight
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
 from sktransfer import FineTunedClassifier
@@ -23,14 +22,8 @@ from sktransfer._torch_utils import module_to_cpu
 from sktransfer.backbones import load_backbone
 from sktransfer.images import RandomResizedCropFlip, resize_crop
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: threads only add contention on a shared machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Tiny tensors: one torch thread (see conftest's one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs):
@@ -52,42 +45,6 @@ def blobs(n=48, seed=0):
 
 def trunk_state(clf):
     return {k: v.clone() for k, v in clf.module_.trunk.state_dict().items()}
-
-
-# ----------------------------------------------------------------- common checks
-# Why each check fails (each reason verified by running it):
-EXPECTED_FAILED_CHECKS = {
-    "check_estimators_overwrite_params": (
-        "joblib.hash of a torch module differs from the hash of its deepcopy "
-        "(torch pickles storages by identity), so the check sees a change that "
-        "does not happen; test_model_parameter_not_mutated compares state_dicts."
-    ),
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch SGD: weighting a sample by 2 is not the same optimisation "
-        "path as repeating it (batches differ), so probabilities differ."
-    ),
-}
-
-
-@parametrize_with_checks(
-    [
-        FineTunedClassifier(
-            make_tiny_cnn(width=4),
-            image_shape=(1, -1),
-            image_size=8,
-            max_epochs=5,
-            batch_size=16,
-            augment=False,
-            lr=0.05,
-            random_state=0,
-            progress=False,
-        )
-    ],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-)
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_sklearn_common_checks(estimator, check):
-    check(estimator)
 
 
 # ------------------------------------------------------------------------ labels

@@ -8,7 +8,7 @@ The same code runs against a real cluster with ``Client("tcp://scheduler:8786")`
 import joblib
 import numpy as np
 import pytest
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV

@@ -11,16 +11,17 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 from sklearn.base import ClassifierMixin, RegressorMixin, clone
 from sklearn.utils._param_validation import StrOptions
-from test_classifier import one_thread  # noqa: F401 (autouse: one torch thread)
 from torch import nn
 
 from sktransfer import FineTunedClassifier
 from sktransfer._torch_utils import module_device
 from sktransfer.fine_tuning._base import BaseFineTuner, init_with
 from sktransfer.fine_tuning._net import _same_device
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _identity(outputs):

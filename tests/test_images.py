@@ -348,7 +348,7 @@ def test_in_range_integer_arrays_do_not_warn():
 def test_scale_warning_points_at_the_callers_line_once(rgb_images):
     import warnings
 
-    from conftest import make_tiny_cnn
+    from _helpers import make_tiny_cnn
 
     from sktransfer import PretrainedFeatureExtractor
 

@@ -7,7 +7,7 @@ import textwrap
 
 import joblib
 import numpy as np
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
