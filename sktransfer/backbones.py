@@ -41,6 +41,7 @@ __all__ = [
     "LayerGroup",
     "WEIGHT_SUFFIXES",
     "cached_backbone",
+    "import_timm",
     "clear_backbone_cache",
     "is_weights_path",
     "list_backbones",
@@ -131,7 +132,8 @@ def _torchvision_names() -> list[str]:
     return sorted(list_models(module=tvm))
 
 
-def _timm():
+def import_timm():
+    """Import timm, or raise an ImportError that says how to install it."""
     try:
         import timm
     except ImportError as exc:  # pragma: no cover - exercised only without timm
@@ -173,7 +175,7 @@ def list_backbones(pattern: str = "*", *, source: str = "all") -> list[str]:
         names += [n for n in _torchvision_names() if fnmatch.fnmatch(n, pattern)]
     if source in {"all", "timm"}:
         try:
-            timm = _timm()
+            timm = import_timm()
         except ImportError:
             if source == "timm":
                 raise
@@ -532,7 +534,7 @@ def _preprocessing_from_timm(model: nn.Module) -> Preprocessing:
 
 
 def _build_timm(name: str, weights, random_state) -> Backbone:
-    timm = _timm()
+    timm = import_timm()
     arch = name[len(TIMM_PREFIX) :]
     if not timm.is_model(arch.split(".")[0]):
         raise _unknown_model_error(name, list_backbones(source="timm"))

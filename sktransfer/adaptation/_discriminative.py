@@ -17,13 +17,20 @@ __all__ = ["DiscriminativeWeighter"]
 _PROBA_EPS = 1e-6
 # Inverse regularisation strengths of the default domain classifier.
 _DISCRIMINATIVE_CS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-# scikit-learn >= 1.8 warns (FutureWarning) unless the L2 penalty and the new
-# attribute layout are asked for explicitly; older versions lack both options.
-_LOGISTIC_CV_MODERN = (
-    {"l1_ratios": (0.0,), "use_legacy_attributes": False}
-    if "use_legacy_attributes" in LogisticRegressionCV().get_params()
-    else {}
-)
+
+
+def _logistic_cv_modern() -> dict:
+    """Options that silence scikit-learn >= 1.8's FutureWarning of LogisticRegressionCV.
+
+    It warns unless the L2 penalty and the new attribute layout are asked for
+    explicitly; older versions lack both options. Looked up when needed, not
+    at import.
+    """
+    import inspect
+
+    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:
+        return {"l1_ratios": (0.0,), "use_legacy_attributes": False}
+    return {}
 
 
 @weighter_docs
@@ -153,7 +160,7 @@ class DiscriminativeWeighter(BaseWeighter):
                 cv=3,
                 scoring="neg_log_loss",
                 max_iter=1000,
-                **_LOGISTIC_CV_MODERN,
+                **_logistic_cv_modern(),
             )
         else:
             classifier = clone(self.estimator)
