@@ -264,13 +264,19 @@ def _search(n_jobs):
     return search, X_y_images, y
 
 
-def test_threaded_grid_search_matches_sequential():
+def _sequential_then_fresh():
+    """Sequential fold scores, then empty memos for the threaded run to rebuild."""
     clear_backbone_cache()
     clear_embedding_cache()
     search, X, y = _search(None)
     sequential = search.fit(X, y).cv_results_
     clear_backbone_cache()
     clear_embedding_cache()
+    return search, X, y, sequential
+
+
+def test_threaded_grid_search_matches_sequential():
+    _, _, _, sequential = _sequential_then_fresh()
     search, X, y = _search(2)
     with joblib.parallel_backend("threading", n_jobs=2):
         threaded = search.fit(X, y).cv_results_
@@ -282,12 +288,7 @@ def test_threaded_grid_search_matches_sequential():
 def test_dask_threaded_scheduler_grid_search_matches_sequential():
     dask_ml = pytest.importorskip("dask_ml.model_selection")
     dask = pytest.importorskip("dask")
-    clear_backbone_cache()
-    clear_embedding_cache()
-    search, X, y = _search(None)
-    sequential = search.fit(X, y).cv_results_
-    clear_backbone_cache()
-    clear_embedding_cache()
+    search, X, y, sequential = _sequential_then_fresh()
     pipe = clone(search.estimator)
     dask_search = dask_ml.GridSearchCV(
         pipe, search.param_grid, cv=KFold(3), scheduler="threads"
