@@ -25,8 +25,10 @@ DOCS = dict(
     * ``discriminative_lr`` lowers the learning rate group by group toward the
       stem; ``lr_schedule`` picks step decay, cosine or one-cycle.
     * fastai's ``fine_tune`` recipe is ``freeze="backbone", unfreeze=1,
-      discriminative_lr=0.3, lr_schedule="onecycle"`` (with
-      ``lr_schedule="onecycle"`` the cycle restarts when layers are unfrozen).
+      discriminative_lr=0.4, lr_schedule="onecycle"`` (fastai spreads the
+      learning rates 100x from the head to the stem: ``0.4 ** 5`` over
+      resnet18's five layer groups); with ``lr_schedule="onecycle"`` the cycle
+      restarts when layers are unfrozen.
 
     With ``freeze="backbone"``, ``augment=False`` and no ``unfreeze``, the
     backbone's features are computed once per fit (and cached across fits, see
