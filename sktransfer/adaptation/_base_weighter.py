@@ -7,7 +7,6 @@ rows); this base turns it into weights of mean 1 over the source rows, caps
 them, measures the shift and warns when weighting cannot help.
 """
 
-import warnings
 from numbers import Real
 
 import numpy as np
@@ -18,6 +17,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._docstrings import Substitution
+from .._warnings import warn
 from ..exceptions import DomainOverlapWarning, LowEffectiveSampleSizeWarning
 from ._domain import check_both_domains, check_sample_domain
 
@@ -204,7 +204,7 @@ class BaseWeighter(BaseEstimator):
     def _warn_diagnostics(self, overlap_lost):
         name = type(self).__name__
         if overlap_lost or self.domain_auc_ >= AUC_WARNING:
-            warnings.warn(
+            warn(
                 f"{name}: source and target barely overlap (domain AUC "
                 f"{self.domain_auc_:.3f}"
                 + (
@@ -215,10 +215,9 @@ class BaseWeighter(BaseEstimator):
                 + "). Target regions without source rows cannot be reached by "
                 "reweighting; importance weighting cannot correct this shift.",
                 DomainOverlapWarning,
-                stacklevel=4,
             )
         if self.effective_sample_size_ratio_ < ESS_WARNING_RATIO:
-            warnings.warn(
+            warn(
                 f"{name}: effective sample size {self.effective_sample_size_:.1f} "
                 f"of {self.n_source_} source rows "
                 f"({self.effective_sample_size_ratio_:.1%}): a few rows carry "
@@ -226,7 +225,6 @@ class BaseWeighter(BaseEstimator):
                 "variance. Consider clipping (max_weight / max_weight_quantile) "
                 "or features in which the domains overlap more.",
                 LowEffectiveSampleSizeWarning,
-                stacklevel=4,
             )
 
     def compute_weights(self, X, *, sample_domain=None):
