@@ -91,10 +91,12 @@ class FrozenNetwork(nn.Module):
         self.graph_module = graph_module
         super().train(False)
 
-    def train(self, mode: bool = True):  # noqa: D102 - see the class docstring
+    def train(self, mode: bool = True):
+        """Stay in evaluation mode, whatever ``mode`` asks: the trunk is shared."""
         return super().train(False)
 
-    def requires_grad_(self, requires_grad: bool = True):  # noqa: D102
+    def requires_grad_(self, requires_grad: bool = True):
+        """Keep the shared trunk's parameters frozen; copy the trunk to train it."""
         return self
 
     def forward(self, x):
