@@ -173,7 +173,7 @@ def grid_search_cost(paths, labels):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    import sktransfer.feature_extraction as fe
+    import sktransfer.embedding as emb
     from sktransfer import PretrainedFeatureExtractor
     from sktransfer.cache import clear_embedding_cache
 
@@ -194,13 +194,13 @@ def grid_search_cost(paths, labels):
         )
     clear_embedding_cache()
     embedded = []
-    original = fe.PretrainedFeatureExtractor._embed
+    original = emb._embed_uncached
 
-    def counting(self, images, **kwargs):
+    def counting(network, images, *args, **kwargs):
         embedded.append(len(images))
-        return original(self, images, **kwargs)
+        return original(network, images, *args, **kwargs)
 
-    fe.PretrainedFeatureExtractor._embed = counting
+    emb._embed_uncached = counting
     pipe = make_pipeline(
         PretrainedFeatureExtractor(
             "resnet18", weights=None, random_state=0, progress=False
@@ -210,7 +210,7 @@ def grid_search_cost(paths, labels):
     try:
         total, _ = timed(lambda: GridSearchCV(pipe, grid, cv=5).fit(paths, labels))
     finally:
-        fe.PretrainedFeatureExtractor._embed = original
+        emb._embed_uncached = original
     return one_pass, total, head_only, head_only_1, sum(embedded)
 
 
