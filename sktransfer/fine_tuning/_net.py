@@ -20,6 +20,7 @@ import copy
 
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping as SkorchEarlyStopping
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from torch import nn
 
@@ -189,8 +190,19 @@ class FineTuneNet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as exc:
-            self._interrupt = exc
+            # skorch's EarlyStopping ends training by raising KeyboardInterrupt
+            # too: that one is a normal end, not the user's Ctrl-C.
+            if not self._stopped_early():
+                self._interrupt = exc
             raise
+
+    def _stopped_early(self) -> bool:
+        """Whether an early-stopping callback has just ended training."""
+        return any(
+            isinstance(callback, SkorchEarlyStopping)
+            and getattr(callback, "misses_", 0) >= callback.patience
+            for _, callback in getattr(self, "callbacks_", [])
+        )
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train as skorch's ``partial_fit`` does, except that Ctrl-C interrupts.
