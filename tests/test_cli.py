@@ -100,7 +100,7 @@ def test_fit_writes_the_model_card_next_to_the_model(fitted):
     model = joblib.load(fitted)
     assert "| Classes | face, not_face |" in card
     assert f"`{weights_digest(model)}`" in card
-    assert "| Training images | 12 |" in card  # 16 images, 4 held out
+    assert "| Training images | 16 |" in card  # refitted on all 16 images
     assert "- held-out accuracy: " in card
     assert "| Backbone | timm:tf_efficientnet_lite0 |" in card
 
