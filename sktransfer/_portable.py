@@ -23,6 +23,7 @@ is code, which a portable state cannot carry (:func:`check_portable`).
 from __future__ import annotations
 
 import copyreg
+import os
 
 import torch
 
@@ -71,8 +72,12 @@ class PortableState:
         if isinstance(optimizer, type):
             state["optimizer"] = None
             record["optimizer"] = optimizer_name(optimizer)
-        if isinstance(state.get("device"), torch.device):
-            state["device"] = str(state["device"])
+        # Paths (weights=, memory=) and devices are saved as text.
+        for key, value in state.items():
+            if isinstance(value, os.PathLike):
+                state[key] = os.fspath(value)
+            elif isinstance(value, torch.device):
+                state[key] = str(value)
         self._to_portable(state, record)
         state[PORTABLE_KEY] = record
         return state
