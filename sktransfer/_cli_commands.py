@@ -140,7 +140,7 @@ def _evaluate(args, estimator, paths, labels, counts, rows):
         ("held-out balanced accuracy", f"{balanced_accuracy_score(y_test, pred):.3f}")
     )
     rows.append(("fit seconds (train split)", f"{fit_seconds:.1f}"))
-    return held_out
+    return held_out, len(p_train)
 
 
 def run_fit(args) -> int:
@@ -154,18 +154,31 @@ def run_fit(args) -> int:
     rows = []
     final = None
     if args.test_size > 0:
-        final = _evaluate(args, estimator, paths, labels, counts, rows)
+        final, n_train = _evaluate(args, estimator, paths, labels, counts, rows)
+    scores = {name: value for name, value in rows if name.startswith("held-out")}
     if args.refit or final is None:
         log(args, f"Fitting the final model on all {len(paths)} images")
         start = time.perf_counter()
-        final = estimator.fit(paths, labels)
+        final, n_train = estimator.fit(paths, labels), len(paths)
         rows.append(("fit seconds (all images)", f"{time.perf_counter() - start:.1f}"))
     with atomic_write(output) as tmp:
         joblib.dump(final, tmp)
     size_mb = output.stat().st_size / 1e6
     rows.append(("model file", f"{output} ({size_mb:.1f} MB)"))
+    rows.append(("model card", str(_write_card(output, final, n_train, scores))))
     print_table(rows, ["", "value"])
     return EXIT_OK
+
+
+def _write_card(output, model, n_train, scores) -> Path:
+    """Write the model card next to the model file (``model.md``), atomically."""
+    from .persistence import model_card
+
+    card = output.with_suffix(".md")
+    text = model_card(model, title=output.name, n_train=n_train, scores=scores)
+    with atomic_write(card) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return card
 
 
 # ----------------------------------------------------------------- predict

@@ -20,6 +20,7 @@ import copy
 import difflib
 import fnmatch
 import hashlib
+import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -241,9 +242,12 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     """Read a state_dict from a local file without executing pickled code.
 
     ``.safetensors`` files are read with safetensors; every other file with
-    ``torch.load(..., weights_only=True)``. A checkpoint that wraps the weights
-    in a ``"state_dict"`` or ``"model"`` entry is unwrapped, and a ``"module."``
-    prefix left by ``DataParallel`` is removed.
+    ``torch.load(..., weights_only=True)``. A checkpoint that wraps the
+    weights in a ``"state_dict"`` or ``"model"`` entry is unwrapped, and a
+    ``"module."`` prefix left by ``DataParallel`` is removed. A safetensors
+    file written by :func:`sktransfer.persistence.save_weights` for a
+    fine-tuned estimator gives its backbone: the ``trunk.*`` tensors, without
+    the prefix.
 
     Parameters
     ----------
@@ -261,16 +265,23 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
             "file, a weights name such as 'DEFAULT', or None for random init."
         )
     if path.suffix == ".safetensors":
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         try:
             state = load_file(str(path), device="cpu")
+            with safe_open(str(path), "pt") as f:
+                layout = json.loads((f.metadata() or {}).get("sktransfer", "{}"))
         except Exception as exc:  # SafetensorError, OSError, ...
             raise ValueError(
                 f"Could not read weights file {str(path)!r} as safetensors: "
                 f"{_safe_reason(exc)}. Check that the file is complete (it may be "
                 "truncated or not a safetensors file)."
             ) from exc
+        if isinstance(layout, dict) and layout.get("layout") == "fine-tuned":
+            # sktransfer.persistence.save_weights of a fine-tuned network: the
+            # backbone's tensors are its trunk.* entries.
+            state = {k[6:]: v for k, v in state.items() if k.startswith("trunk.")}
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

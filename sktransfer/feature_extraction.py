@@ -11,6 +11,12 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
+from ._portable import (
+    PortableState,
+    rebuild_backbone,
+    tensors_from_bytes,
+    tensors_to_bytes,
+)
 from ._torch_utils import resolve_device
 from .backbones import TIMM_PREFIX
 from .embedding import (
@@ -26,7 +32,7 @@ from .images import validate_images
 __all__ = ["PretrainedFeatureExtractor"]
 
 
-class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
+class PretrainedFeatureExtractor(TransformerMixin, PortableState, BaseEstimator):
     """Embed images with a pretrained network: images in, features out.
 
     The network is built in :meth:`fit` (nothing heavy happens in ``__init__``)
@@ -316,3 +322,17 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+    # ------------------------------------------------------ portable state
+    # (see sktransfer._portable: what skops stores; pickling is unchanged)
+    def _to_portable(self, state, record):
+        network = state.pop("backbone_", None)
+        if network is not None:
+            record["trunk"] = tensors_to_bytes(network.trunk.state_dict())
+
+    def _from_portable(self, record):
+        if "trunk" in record:
+            backbone = rebuild_backbone(self.model, tensors_from_bytes(record["trunk"]))
+            self.backbone_ = embedding_network(
+                backbone.trunk, self.layer, backbone.source
+            )

@@ -91,6 +91,20 @@ def test_fit_reports_accuracy_and_saves(fitted, capsys):
     assert not _leftovers(fitted.parent)
 
 
+def test_fit_writes_the_model_card_next_to_the_model(fitted):
+    import joblib
+
+    from sktransfer.persistence import weights_digest
+
+    card = fitted.with_suffix(".md").read_text()
+    model = joblib.load(fitted)
+    assert "| Classes | face, not_face |" in card
+    assert f"`{weights_digest(model)}`" in card
+    assert "| Training images | 16 |" in card  # refitted on all 16 images
+    assert "- held-out accuracy: " in card
+    assert "| Backbone | timm:tf_efficientnet_lite0 |" in card
+
+
 def test_predict_writes_csv(fitted, faces, tmp_path):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(fitted), str(faces / "val"), "-o", str(out), "-q"]) == 0

@@ -392,7 +392,7 @@ def test_backbone_stays_on_cpu_and_only_it_is_pickled(rgb_images):
     ref = ext.transform(rgb_images)
     inference_network(ext.backbone_, "meta")  # what a CUDA transform builds
     assert module_device(ext.backbone_).type == "cpu"
-    state = ext.__getstate__()
+    state = ext.__reduce_ex__(4)[2]  # what pickle stores (skops: __getstate__)
     assert state["backbone_"] is ext.backbone_
     # the user's module (a parameter) and the view, nothing else: no inference
     # copy, no compiled graph

@@ -58,9 +58,16 @@ from sklearn.utils.validation import (
 )
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
+from skorch.history import History
 
 from .._docstrings import Substitution
 from .._params import IMAGE_ESTIMATOR_CONSTRAINTS, set_up_backbone
+from .._portable import (
+    PortableState,
+    rebuild_backbone,
+    tensors_from_bytes,
+    tensors_to_bytes,
+)
 from .._torch_utils import (
     preserved_rng,
     resolve_batch_size,
@@ -106,7 +113,7 @@ def _noop(*args, **kwargs):
     pass
 
 
-class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
+class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
     """Base of the image estimators that fine-tune a pretrained CNN.
 
     Not an estimator by itself: see the module docstring for the hooks a
@@ -376,15 +383,30 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         )
         draws = check_random_state(self.random_state).randint(2**31 - 1, size=4)
         seeds = _Seeds(*(int(s) for s in draws))
+        train, valid = self._datasets(
+            images, targets, weight, trunk, backbone, preprocessing, seeds
+        )
+        net = self._assemble_net(
+            trunk, n_features, backbone, preprocessing, device, seeds, valid
+        )
+        self._train(net, train, seeds)
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.layer_groups_ = [g.name for g in backbone.layer_groups]
+        self.preprocessing_ = preprocessing
+        return self
+
+    def _assemble_net(
+        self, trunk, n_features, backbone, preprocessing, device, seeds, valid=None
+    ):
+        """The skorch net around a new network on ``trunk``: in fit and on load."""
         routed = self._routed_params()
         module = self._build_module(trunk, n_features, preprocessing, routed, seeds)
         groups = backbone.layer_groups
         trainable, schedule = freeze_plan(self.freeze, self.unfreeze, len(groups))
         grouped, rest = group_parameters(module, groups, prefix="trunk.")
-        train, valid = self._datasets(
-            images, targets, weight, trunk, backbone, preprocessing, seeds
-        )
-        net = FineTuneNet(
+        return FineTuneNet(
             module,
             criterion=self._criterion(),
             optimizer=self.optimizer,
@@ -401,13 +423,6 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
             valid_scores=self._valid_scores(),
             **self._net_params(routed, seeds),
         )
-        self._train(net, train, seeds)
-        self.net_ = net
-        self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.layer_groups_ = [g.name for g in groups]
-        self.preprocessing_ = preprocessing
-        return self
 
     def _build_module(self, trunk, n_features, preprocessing, routed, seeds):
         """The network, initialised from ``seeds.init``; takes ``module__*``."""
@@ -616,10 +631,45 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         tags.input_tags.allow_nan = False
         return tags
 
-    def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: never edit self.__dict__
+    # ------------------------------------------------------ portable state
+    # Pickling keeps net_ (at rest on the CPU: FineTuneNet.__getstate__); the
+    # portable state that skops stores keeps the network's tensors and the
+    # history as plain data, and rebuilds the rest from the parameters (see
+    # sktransfer._portable).
+    def _pickled_state(self):
+        state = dict(super()._pickled_state())  # a copy: never edit self.__dict__
         state.pop("_placed", None)  # a device copy of net_, rebuilt on demand
         return state
+
+    def _to_portable(self, state, record):
+        net = state.pop("net_", None)
+        state.pop("history_", None)  # net_.history, kept as plain data
+        if net is not None:
+            record["module"] = tensors_to_bytes(net.module_.state_dict())
+            record["history"] = net.history.to_list()
+
+    def _from_portable(self, record):
+        if "module" not in record:
+            return
+        tensors = tensors_from_bytes(record["module"])
+        trunk = {k[len("trunk.") :]: v for k, v in tensors.items() if k[:6] == "trunk."}
+        backbone = rebuild_backbone(self.model, trunk)
+        net = self._assemble_net(
+            backbone.trunk,
+            backbone.n_features,
+            backbone,
+            self.preprocessing_,
+            torch.device("cpu"),
+            _Seeds(0, 0, 0, 0),  # initial values, replaced by the saved ones
+        )
+        net.initialize()
+        net.module_.load_state_dict(tensors, strict=True)
+        net.history = History(record["history"])
+        net.iterator_train__generator = None
+        net.module_.eval()
+        net.criterion_.eval()
+        self.net_ = net
+        self.history_ = net.history
 
 
 def init_with(**extra):
