@@ -160,14 +160,8 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
         return y_enc
 
     def _encode_indicator(self, y, sample_weight):
-        """Checks and encodes a multilabel indicator matrix."""
-        y = np.asarray(y)
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError(
-                "A multilabel y must be an indicator matrix of 0 and 1 (as "
-                "MultiLabelBinarizer makes it); got values "
-                f"{np.unique(y)[:5].tolist()}."
-            )
+        """``classes_`` and float targets of a multilabel indicator matrix."""
+        # type_of_target has checked that y holds 0 and 1 only.
         self.classes_ = np.arange(y.shape[1])
         present = sample_weight @ y  # the weight of each label's positives
         constant = np.flatnonzero((present == 0) | (present == sample_weight.sum()))
