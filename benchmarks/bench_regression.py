@@ -132,21 +132,28 @@ def main():
             f" {seconds:.0f}s",
             flush=True,
         )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "bench_regression.json"
+    if args.only and out.exists():  # keep the rows of the models not rerun
+        done = {r["model"] for r in rows}
+        kept = [
+            r for r in json.loads(out.read_text())["rows"] if r["model"] not in done
+        ]
+        order = list(models(weights))
+        rows = sorted(kept + rows, key=lambda r: order.index(r["model"]))
     print()
     print(
         f"Rotation angle in [-60, 60] degrees of Animal-MNIST silhouettes: "
         f"{len(atr)} train, {len(ate)} test; Lite0 at {SIZE} px, "
         f"{EPOCHS} epochs of fine-tuning, CPU threads {torch.get_num_threads()}"
     )
-    print(f"| {'model':40s} | R^2   | MAE (deg) | fit+predict (s) |")
-    print(f"|{'-' * 42}|-------|-----------|-----------------|")
+    print(f"| {'model':40s} | R^2    | MAE (deg) | fit+predict (s) |")
+    print(f"|{'-' * 42}|--------|-----------|-----------------|")
     for r in rows:
         print(
-            f"| {r['model']:40s} | {r['r2']:.3f} | {r['mae_degrees']:9.1f} "
+            f"| {r['model']:40s} | {r['r2']:6.3f} | {r['mae_degrees']:9.1f} "
             f"| {r['seconds']:15.1f} |"
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_regression.json"
     with open(out, "w") as f:
         json.dump(
             dict(
