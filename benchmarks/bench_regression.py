@@ -18,15 +18,13 @@ Writes benchmarks/results/bench_regression.json and prints a table.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from _data import animal_mnist, per_class_split, rotated
+from _report import RESULTS, arguments, parse, selected, table, write_json
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.pipeline import make_pipeline
@@ -35,7 +33,6 @@ from sklearn.preprocessing import StandardScaler
 from sktransfer import FineTunedRegressor, PretrainedFeatureExtractor
 from sktransfer.offline import efficientnet_lite_weights
 
-RESULTS = Path(__file__).parent / "results"
 N_TRAIN, N_TEST, SIZE, EPOCHS = 30, 30, 64, 12
 ALPHAS = np.logspace(-2, 5, 15)
 
@@ -103,21 +100,14 @@ class _Flatten:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", help="substrings of model names")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(arguments(__doc__))
     Xtr, atr, Xte, ate = data()
     weights = str(efficientnet_lite_weights("lite0"))
+    names = list(models(weights))
     rows = []
-    for name, make in models(weights).items():
-        if args.only and not any(s in name for s in args.only):
-            continue
+    for name, make in selected(models(weights), args.only):
         start = time.perf_counter()
-        model = make().fit(Xtr, atr)
-        pred = model.predict(Xte)
+        pred = make().fit(Xtr, atr).predict(Xte)
         seconds = time.perf_counter() - start
         rows.append(
             dict(
@@ -127,48 +117,39 @@ def main():
                 seconds=round(seconds, 1),
             )
         )
-        print(
-            f"{name:40s} R2={rows[-1]['r2']:.3f} MAE={rows[-1]['mae_degrees']:.1f}"
-            f" {seconds:.0f}s",
-            flush=True,
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_regression.json"
-    if args.only and out.exists():  # keep the rows of the models not rerun
+        print(f"{name:40s} R2={rows[-1]['r2']:.3f} {seconds:.0f}s", flush=True)
+    previous = RESULTS / "bench_regression.json"
+    if args.only and previous.exists():  # keep the rows of the models not rerun
         done = {r["model"] for r in rows}
         kept = [
-            r for r in json.loads(out.read_text())["rows"] if r["model"] not in done
+            r
+            for r in json.loads(previous.read_text())["rows"]
+            if r["model"] not in done
         ]
-        order = list(models(weights))
-        rows = sorted(kept + rows, key=lambda r: order.index(r["model"]))
+        rows = sorted(kept + rows, key=lambda r: names.index(r["model"]))
     print()
     print(
         f"Rotation angle in [-60, 60] degrees of Animal-MNIST silhouettes: "
         f"{len(atr)} train, {len(ate)} test; Lite0 at {SIZE} px, "
         f"{EPOCHS} epochs of fine-tuning, CPU threads {torch.get_num_threads()}"
     )
-    print(f"| {'model':40s} | R^2    | MAE (deg) | fit+predict (s) |")
-    print(f"|{'-' * 42}|--------|-----------|-----------------|")
-    for r in rows:
-        print(
-            f"| {r['model']:40s} | {r['r2']:6.3f} | {r['mae_degrees']:9.1f} "
-            f"| {r['seconds']:15.1f} |"
-        )
-    with open(out, "w") as f:
-        json.dump(
-            dict(
-                rows=rows,
-                n_train=len(atr),
-                n_test=len(ate),
-                image_size=SIZE,
-                epochs=EPOCHS,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {out}")
+    table(
+        [
+            ("model", "s"),
+            ("R^2", ".3f"),
+            ("MAE (deg)", ".1f"),
+            ("fit+predict (s)", ".1f"),
+        ],
+        [(r["model"], r["r2"], r["mae_degrees"], r["seconds"]) for r in rows],
+    )
+    write_json(
+        "bench_regression",
+        rows=rows,
+        n_train=len(atr),
+        n_test=len(ate),
+        image_size=SIZE,
+        epochs=EPOCHS,
+    )
 
 
 if __name__ == "__main__":

@@ -29,15 +29,13 @@ Writes benchmarks/results/bench_training_speed.json and prints a table.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _report import arguments, parse, table, write_json
 from PIL import Image
 from torch import nn
 
@@ -49,7 +47,6 @@ from sktransfer.images import (
     normalize_batch,
 )
 
-RESULTS = Path(__file__).parent / "results"
 BATCH = 32
 
 
@@ -178,16 +175,13 @@ def profile(X, files, y, size):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__, only=False)
     parser.add_argument("--sizes", nargs="*", type=int, default=[128, 224])
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precisions", nargs="*", default=["float32", "bfloat16"])
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(parser)
     n = BATCH * args.batches
     y = np.arange(n) % 10
     Y = np.eye(10, dtype=np.int64)[y] | np.eye(10, dtype=np.int64)[(y + 3) % 10]
@@ -248,36 +242,40 @@ def main():
         f"CPU threads {torch.get_num_threads()}, load average "
         f"{os.getloadavg()[0]:.1f} at the end"
     )
-    print(
-        "| size | precision | runner                         | img/s median "
-        "(range)  | x hand (range)    |"
+    table(
+        [
+            ("size", "d"),
+            ("precision", "s"),
+            ("runner", "s"),
+            ("img/s median (range)", "s"),
+            ("x hand-written (range)", "s"),
+        ],
+        [
+            (
+                r["size"],
+                r["precision"],
+                r["runner"],
+                _spread(r["images_per_s"], ".1f"),
+                _spread(r["vs_hand"], ".2f"),
+            )
+            for r in rows
+        ],
     )
-    print(f"|------|-----------|{'-' * 32}|{'-' * 23}|{'-' * 19}|")
-    for r in rows:
-        rate, ratio = np.array(r["images_per_s"]), np.array(r["vs_hand"])
-        print(
-            f"| {r['size']:4d} | {r['precision']:9s} | {r['runner']:30s} | "
-            f"{np.median(rate):6.1f} ({rate.min():5.1f}-{rate.max():5.1f}) "
-            f"| {np.median(ratio):.2f} ({ratio.min():.2f}-{ratio.max():.2f})  |"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_training_speed.json"
-    with open(out, "w") as f:
-        json.dump(
-            dict(
-                rows=rows,
-                profiles=profiles,
-                batch_size=BATCH,
-                images_per_epoch=n,
-                repeats=args.repeats,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-                load_average=os.getloadavg(),
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {out}")
+    write_json(
+        "bench_training_speed",
+        rows=rows,
+        profiles=profiles,
+        batch_size=BATCH,
+        images_per_epoch=n,
+        repeats=args.repeats,
+    )
+
+
+def _spread(values, fmt):
+    return (
+        f"{format(np.median(values), fmt)} ({format(min(values), fmt)}-"
+        f"{format(max(values), fmt)})"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import torch
 from conftest import make_tiny_cnn
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from test_classifier import _pythonpath, one_thread  # noqa: F401 (autouse)
+from test_classifier import CHECK_PARAMS, _pythonpath, one_thread  # noqa: F401
+from test_classifier import EXPECTED_FAILED_CHECKS as CLASSIFIER_FAILED_CHECKS
 from torch import nn
 
 from sktransfer import FineTunedRegressor
@@ -46,40 +47,20 @@ def linear_target(levels):
 
 
 # ----------------------------------------------------------------- common checks
-# Why each check fails (each reason verified by running it):
+# Why each check fails (each reason verified by running it): the classifier's
+# reasons, and one more.
 EXPECTED_FAILED_CHECKS = {
-    "check_estimators_overwrite_params": (
-        "joblib.hash of a torch module differs from the hash of its deepcopy "
-        "(torch pickles storages by identity), so the check sees a change that "
-        "does not happen; test_model_parameter_not_mutated in test_classifier "
-        "compares state_dicts."
-    ),
+    **CLASSIFIER_FAILED_CHECKS,
     "check_methods_subset_invariance": (
         "float32 network: predicting a subset runs other batch sizes, for which "
         "the CPU kernels sum in another order, so outputs differ by ~1e-5 "
         "relative; the check compares at rtol=1e-7."
     ),
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch SGD: weighting a sample by 2 is not the same optimisation "
-        "path as repeating it (batches differ), so predictions differ."
-    ),
 }
 
 
 @parametrize_with_checks(
-    [
-        FineTunedRegressor(
-            make_tiny_cnn(width=4),
-            image_shape=(1, -1),
-            image_size=8,
-            max_epochs=5,
-            batch_size=16,
-            augment=False,
-            lr=0.05,
-            random_state=0,
-            progress=False,
-        )
-    ],
+    [FineTunedRegressor(make_tiny_cnn(width=4), **CHECK_PARAMS)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -119,7 +119,7 @@ DOCS = dict(
         and GPUs); ``"float16"`` is for CUDA only.
     callbacks : list of (str, skorch.callbacks.Callback) or None, default=None
         Extra skorch callbacks, run after the built-in ones (``"freezer"``,
-        ``"lr_schedule"``, ``"early_stopping"``, ``"progress_bar"``).
+        ``"lr_schedule"``, ``"early_stopping"``, ``"progress_bar"``, ``"l2sp"``).
     random_state : int, RandomState instance or None, default=None
         Controls random initialisation (head, and backbone when
         ``weights=None``), shuffling, the validation split, augmentation and
