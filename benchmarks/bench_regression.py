@@ -19,12 +19,11 @@ Writes benchmarks/results/bench_regression.json and prints a table.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import torch
 from _data import animal_mnist, per_class_split, rotated
-from _report import RESULTS, arguments, parse, selected, table, write_json
+from _report import RESULTS, arguments, fit_predict, parse, selected, table, write_json
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.pipeline import make_pipeline
@@ -106,15 +105,13 @@ def main():
     names = list(models(weights))
     rows = []
     for name, make in selected(models(weights), args.only):
-        start = time.perf_counter()
-        pred = make().fit(Xtr, atr).predict(Xte)
-        seconds = time.perf_counter() - start
+        pred, seconds = fit_predict(make, Xtr, atr, Xte)
         rows.append(
             dict(
                 model=name,
                 r2=float(r2_score(ate, pred)),
                 mae_degrees=float(mean_absolute_error(ate, pred)),
-                seconds=round(seconds, 1),
+                seconds=seconds,
             )
         )
         print(f"{name:40s} R2={rows[-1]['r2']:.3f} {seconds:.0f}s", flush=True)

@@ -538,34 +538,43 @@ def test_bfloat16_precision_runs():
 def test_joblib_round_trip_in_fresh_process(tmp_path):
     X, y = blobs(16)
     clf = tiny(max_epochs=2).fit(X, np.array(["x", "y"])[y])
-    path = tmp_path / "clf.joblib"
-    joblib.dump(clf, path)
+    restored = predict_in_fresh_process(clf, X, tmp_path, "predict_proba")
+    np.testing.assert_array_equal(restored, clf.predict_proba(X))
+    labels = predict_in_fresh_process(clf, X, tmp_path, "predict")
+    np.testing.assert_array_equal(labels, clf.predict(X))
+
+
+def predict_in_fresh_process(estimator, X, tmp_path, method="predict"):
+    """``estimator.<method>(X)`` after a joblib round trip into a new process.
+
+    The new process has no network (connecting raises), no CUDA device and only
+    the package and tests on its path; the estimator must load on the CPU.
+    """
+    path = tmp_path / "estimator.joblib"
+    joblib.dump(estimator, path)
     np.save(tmp_path / "X.npy", X)
-    expected = clf.predict_proba(X)
     script = textwrap.dedent(
         f"""
-        import socket, sys, joblib, numpy as np
+        import socket, joblib, numpy as np
         def no_network(*args, **kwargs):
             raise RuntimeError("network access")
         socket.socket.connect = no_network
-        sys.path.insert(0, {str(tmp_path)!r})
-        clf = joblib.load({str(path)!r})
-        assert clf.net_.device == "cpu"
-        np.save({str(tmp_path / "p.npy")!r}, clf.predict_proba(np.load({str(tmp_path / "X.npy")!r})))
-        print(list(clf.predict(np.load({str(tmp_path / "X.npy")!r}))[:2]))
+        estimator = joblib.load({str(path)!r})
+        assert estimator.net_.device == "cpu"
+        X = np.load({str(tmp_path / "X.npy")!r})
+        np.save({str(tmp_path / "out.npy")!r}, estimator.{method}(X))
         """
     )
-    env_path = str(tmp_path)
     out = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
         env={"CUDA_VISIBLE_DEVICES": "", "PATH": "", "PYTHONPATH": _pythonpath()},
-        cwd=env_path,
+        cwd=str(tmp_path),
     )
     assert out.returncode == 0, out.stderr
-    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+    return np.load(tmp_path / "out.npy", allow_pickle=True)
 
 
 def _pythonpath():

@@ -1,17 +1,12 @@
 """FineTunedRegressor: known targets recovered, units, shapes, weights, checks."""
 
-import subprocess
-import sys
-import textwrap
-
-import joblib
 import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_cnn
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from test_classifier import CHECK_PARAMS, _pythonpath, one_thread  # noqa: F401
+from test_classifier import CHECK_PARAMS, one_thread, predict_in_fresh_process  # noqa: F401
 from test_classifier import EXPECTED_FAILED_CHECKS as CLASSIFIER_FAILED_CHECKS
 from torch import nn
 
@@ -194,30 +189,8 @@ def test_frozen_fast_path_keeps_the_backbone_and_early_stopping_runs():
 def test_joblib_round_trip_in_fresh_process(tmp_path):
     X, levels = colour_images(16)
     reg = tiny(max_epochs=2).fit(X, np.c_[linear_target(levels), levels[:, 1]])
-    path = tmp_path / "reg.joblib"
-    joblib.dump(reg, path)
-    np.save(tmp_path / "X.npy", X)
-    expected = reg.predict(X)
-    script = textwrap.dedent(
-        f"""
-        import socket, joblib, numpy as np
-        def no_network(*args, **kwargs):
-            raise RuntimeError("network access")
-        socket.socket.connect = no_network
-        reg = joblib.load({str(path)!r})
-        np.save({str(tmp_path / "p.npy")!r}, reg.predict(np.load({str(tmp_path / "X.npy")!r})))
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"CUDA_VISIBLE_DEVICES": "", "PATH": "", "PYTHONPATH": _pythonpath()},
-        cwd=str(tmp_path),
-    )
-    assert out.returncode == 0, out.stderr
-    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+    restored = predict_in_fresh_process(reg, X, tmp_path)
+    np.testing.assert_array_equal(restored, reg.predict(X))
 
 
 # ---------------------------------------------------------------------- errors
