@@ -15,15 +15,13 @@ Writes benchmarks/results/bench_finetune.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import os
-import pickle
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _data import animal_mnist, per_class_split
+from _report import write_json
 
 from sktransfer import FineTunedClassifier
 from sktransfer.offline import efficientnet_lite_weights
@@ -33,23 +31,9 @@ N_TRAIN, N_TEST, SIZE = 50, 150, 96
 
 
 def load_animal_mnist(seed=0):
-    import animal_mnist
-
-    root = Path(animal_mnist.__file__).parent / "data" / "Animal_MNIST"
-    with gzip.open(root / "animal_data_version_3.gz") as f:
-        X = np.asarray(pickle.load(f), dtype=np.uint8)
-    with gzip.open(root / "animal_label_version_3.gz") as f:
-        y = np.asarray(pickle.load(f))
-    _, first = np.unique(X.reshape(len(X), -1), axis=0, return_index=True)
-    keep = np.sort(first)  # drop exact duplicates before splitting
-    X, y = X[keep], y[keep]
-    rng = np.random.RandomState(seed)
-    train, test = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        train += list(idx[:N_TRAIN])
-        test += list(idx[N_TRAIN : N_TRAIN + N_TEST])
-    return X[train], y[train], X[test], y[test], len(first)
+    X, y = animal_mnist()
+    train, test = per_class_split(y, N_TRAIN, N_TEST, seed)
+    return X[train], y[train], X[test], y[test], len(y)
 
 
 def configs(weights):
@@ -142,22 +126,13 @@ def main():
             f"| {r['config']:45s} | {r['accuracy']:.3f}    | {r['fit_s']:7.1f} "
             f"| {r['total_s']:15.1f} |"
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_finetune.json"
-    with open(out, "w") as f:
-        json.dump(
-            dict(
-                rows=rows,
-                n_train=len(ytr),
-                n_test=len(yte),
-                image_size=SIZE,
-                threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(),
-            ),
-            f,
-            indent=2,
-        )
-    print(f"wrote {out}")
+    write_json(
+        "bench_finetune",
+        rows=rows,
+        n_train=len(ytr),
+        n_test=len(yte),
+        image_size=SIZE,
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ _EXPORTS = {
     "list_backbones": "backbones",
     "load_backbone": "backbones",
     "FineTunedClassifier": "fine_tuning",
+    "FineTunedRegressor": "fine_tuning",
     "PretrainedFeatureExtractor": "feature_extraction",
     "ImportanceWeightedScorer": "model_selection",
     "SourceValidationKFold": "model_selection",
@@ -27,6 +28,7 @@ _EXPORTS = {
 
 __all__ = [
     "FineTunedClassifier",
+    "FineTunedRegressor",
     "DiscriminativeWeighter",
     "ImportanceWeightedClassifier",
     "ImportanceWeightedRegressor",

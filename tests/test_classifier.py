@@ -494,34 +494,43 @@ def test_bfloat16_precision_runs():
 def test_joblib_round_trip_in_fresh_process(tmp_path):
     X, y = blobs(16)
     clf = tiny(max_epochs=2).fit(X, np.array(["x", "y"])[y])
-    path = tmp_path / "clf.joblib"
-    joblib.dump(clf, path)
+    restored = predict_in_fresh_process(clf, X, tmp_path, "predict_proba")
+    np.testing.assert_array_equal(restored, clf.predict_proba(X))
+    labels = predict_in_fresh_process(clf, X, tmp_path, "predict")
+    np.testing.assert_array_equal(labels, clf.predict(X))
+
+
+def predict_in_fresh_process(estimator, X, tmp_path, method="predict"):
+    """``estimator.<method>(X)`` after a joblib round trip into a new process.
+
+    The new process has no network (connecting raises), no CUDA device and only
+    the package and tests on its path; the estimator must load on the CPU.
+    """
+    path = tmp_path / "estimator.joblib"
+    joblib.dump(estimator, path)
     np.save(tmp_path / "X.npy", X)
-    expected = clf.predict_proba(X)
     script = textwrap.dedent(
         f"""
-        import socket, sys, joblib, numpy as np
+        import socket, joblib, numpy as np
         def no_network(*args, **kwargs):
             raise RuntimeError("network access")
         socket.socket.connect = no_network
-        sys.path.insert(0, {str(tmp_path)!r})
-        clf = joblib.load({str(path)!r})
-        assert clf.net_.device == "cpu"
-        np.save({str(tmp_path / "p.npy")!r}, clf.predict_proba(np.load({str(tmp_path / "X.npy")!r})))
-        print(list(clf.predict(np.load({str(tmp_path / "X.npy")!r}))[:2]))
+        estimator = joblib.load({str(path)!r})
+        assert estimator.net_.device == "cpu"
+        X = np.load({str(tmp_path / "X.npy")!r})
+        np.save({str(tmp_path / "out.npy")!r}, estimator.{method}(X))
         """
     )
-    env_path = str(tmp_path)
     out = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
         env={"CUDA_VISIBLE_DEVICES": "", "PATH": "", "PYTHONPATH": _pythonpath()},
-        cwd=env_path,
+        cwd=str(tmp_path),
     )
     assert out.returncode == 0, out.stderr
-    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+    return np.load(tmp_path / "out.npy", allow_pickle=True)
 
 
 def _pythonpath():
@@ -594,3 +603,86 @@ def test_saved_model_holds_no_optimizer_state_and_can_resume():
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     assert loaded.net_.optimizer_ is not None  # a fresh one: training resumes
     assert not loaded.net_.optimizer_.state
+
+
+# -------------------------------------------------------------------- multilabel
+def multilabel_blobs(n=48, seed=0):
+    """Label 0: a bright red channel; label 1: a bright blue one; both or none."""
+    rng = np.random.RandomState(seed)
+    Y = rng.randint(0, 2, (n, 2))
+    X = np.full((n, 12, 12, 3), 60, dtype=np.int64)
+    X[..., 0] += 150 * Y[:, [0]][:, :, None]
+    X[..., 2] += 150 * Y[:, [1]][:, :, None]
+    X = np.clip(X + rng.randint(-20, 20, X.shape), 0, 255).astype(np.uint8)
+    return X, Y
+
+
+def test_multilabel_indicator_in_indicator_out():
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    X, Y = multilabel_blobs()
+    # Label sets, as users hold them.
+    sets = [
+        {name for name, on in zip(("red", "blue"), row, strict=True) if on} for row in Y
+    ]
+    binarizer = MultiLabelBinarizer(classes=["red", "blue"])
+    Y = binarizer.fit_transform(sets)
+    clf = tiny(max_epochs=8, lr=0.05, augment=False).fit(X, Y)
+    assert isinstance(clf.net_.criterion_, torch.nn.BCEWithLogitsLoss)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    assert clf.module_.head[-1].out_features == 2
+    X_test, Y_test = multilabel_blobs(32, seed=1)
+    pred = clf.predict(X_test)
+    assert pred.shape == (32, 2) and set(np.unique(pred)) <= {0, 1}
+    assert clf.score(X_test, Y_test) > 0.9  # subset accuracy
+    proba = clf.predict_proba(X_test)
+    assert proba.shape == (32, 2) and ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(int))
+    assert binarizer.inverse_transform(pred)[0] in [
+        (),
+        ("red",),
+        ("blue",),
+        ("red", "blue"),
+    ]
+
+
+def test_multilabel_validation_scores_are_subset_accuracy():
+    X, Y = multilabel_blobs(40)
+    clf = tiny(max_epochs=2, early_stopping=True, validation_fraction=0.25)
+    clf.fit(X, Y)
+    seeds = np.random.RandomState(0).randint(2**31 - 1, size=4)
+    _, valid = clf._split(Y, int(seeds[2]))
+    expected = np.mean((clf.predict(X[valid]) == Y[valid]).all(axis=1))
+    assert clf.history_[-1, "valid_acc"] == pytest.approx(expected)
+
+
+def test_multilabel_class_and_sample_weights():
+    X, Y = multilabel_blobs(24)
+    Y[:18, 0] = 0  # label 0 rare
+    a = tiny(class_weight="balanced").fit(X, Y)
+    b = tiny().fit(X, Y, sample_weight=compute_sample_weight("balanced", Y))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    per_label = [{0: 1.0, 1: 3.0}, {0: 1.0, 1: 1.0}]
+    c = tiny().fit(X, Y, sample_weight=np.where(Y[:, 0] == 1, 3.0, 1.0))
+    d = tiny(class_weight=per_label).fit(X, Y)
+    np.testing.assert_array_equal(c.predict_proba(X), d.predict_proba(X))
+
+
+def test_label_never_present_warns_and_is_predicted_absent():
+    X, Y = multilabel_blobs(32)
+    Y = np.c_[Y, np.zeros(32, int)]
+    with pytest.warns(UserWarning, match=r"Label\(s\) \[2\] are never present"):
+        clf = tiny(max_epochs=8, lr=0.05, augment=False).fit(X, Y)
+    assert clf.predict_proba(X).shape == (32, 3)
+    assert not clf.predict(X)[:, 2].any()
+    # Present only in rows of weight 0 counts as never present.
+    Y[0, 2] = 1
+    w = np.r_[0.0, np.ones(31)]
+    with pytest.warns(UserWarning, match=r"Label\(s\) \[2\] are never present"):
+        tiny(max_epochs=1).fit(X, Y, sample_weight=w)
+
+
+def test_continuous_y_to_the_classifier_raises():
+    X, _ = blobs(8)
+    with pytest.raises(ValueError, match=r"Unknown label type: continuous"):
+        tiny(max_epochs=1).fit(X, np.linspace(0, 1, 8))

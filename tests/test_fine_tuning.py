@@ -44,7 +44,7 @@ class ToyRegressor(RegressorMixin, BaseFineTuner):
     def _check_targets(self, y):
         return np.asarray(y, dtype=np.float64)
 
-    def _encode_targets(self, y):
+    def _encode_targets(self, y, sample_weight):
         y2 = y.reshape(len(y), -1)
         self.mean_, self.scale_ = y2.mean(axis=0), y2.std(axis=0)
         self.n_outputs_, self._one_d = y2.shape[1], y.ndim == 1
@@ -70,7 +70,7 @@ class ToyMultilabel(ClassifierMixin, BaseFineTuner):
     def _check_targets(self, y):
         return np.asarray(y)
 
-    def _encode_targets(self, y):
+    def _encode_targets(self, y, sample_weight):
         self.n_labels_ = y.shape[1]
         return y.astype(np.float32)
 

@@ -18,12 +18,13 @@ constructor and ``set_params``, so ``GridSearchCV`` can tune them.
 parameters (their shared docs are in ``_docs``), the input check, the recipe
 (freezing, unfreezing, discriminative learning rates, schedules, augmentation,
 early stopping), sample weights, the frozen-backbone fast path and prediction.
-A task -- single-label classification, and next regression and multilabel
-classification -- is a small subclass providing these hooks:
+A task -- classification (single-label and multilabel) and regression -- is a
+small subclass providing these hooks:
 
 * ``_check_targets(y)``: validate ``y`` (after the base's ``None`` check);
-* ``_encode_targets(y)``: set the fitted target attributes (``classes_``) and
-  return what the network trains on, in the criterion's dtype;
+* ``_encode_targets(y, sample_weight)``: set the fitted target attributes
+  (``classes_``) and return what the network trains on, in the criterion's
+  dtype (``sample_weight``, already checked, for weighted target statistics);
 * ``_n_outputs()``: the width of the head;
 * ``_criterion()``: the loss class (built with ``reduction="none"``);
 * ``_predict_nonlinearity()``: what turns the network's outputs into
@@ -86,6 +87,7 @@ from ..embedding import embed, embedding_digest, embedding_network
 from ..images import ImageDataset, RandomResizedCropFlip, validate_images
 from ._docs import DOCS
 from ._net import FineTuneNet, FitDataset, TransferModule, probe_width
+from ._regularization import L2SP
 
 __all__ = ["BaseFineTuner", "init_with"]
 
@@ -99,7 +101,13 @@ _ROUTED_PREFIXES = (
     "iterator_valid",
 )
 # Names of the callbacks the estimators add themselves.
-_OWN_CALLBACKS = ("freezer", "lr_schedule", "early_stopping", "progress_bar")
+_OWN_CALLBACKS = (
+    "freezer",
+    "lr_schedule",
+    "early_stopping",
+    "progress_bar",
+    "l2sp",
+)
 
 # One draw from random_state gives the seed of each random part of a fit.
 _Seeds = namedtuple("_Seeds", ["init", "train", "split", "augment"])
@@ -128,6 +136,7 @@ class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
         ],
         "unfreeze": [Interval(Integral, 0, None, closed="left"), list, tuple, None],
         "discriminative_lr": [Interval(Real, 0, 1, closed="right"), None],
+        "l2sp": [Interval(Real, 0, None, closed="left")],
         "lr_schedule": [StrOptions(set(LR_POLICIES))],
         "augment": ["boolean", callable],
         "optimizer": [type],
@@ -152,6 +161,7 @@ class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
         freeze="none",
         unfreeze=None,
         discriminative_lr=None,
+        l2sp=0.0,
         lr_schedule="constant",
         augment=True,
         optimizer=torch.optim.AdamW,
@@ -179,6 +189,7 @@ class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
         self.freeze = freeze
         self.unfreeze = unfreeze
         self.discriminative_lr = discriminative_lr
+        self.l2sp = l2sp
         self.lr_schedule = lr_schedule
         self.augment = augment
         self.optimizer = optimizer
@@ -209,7 +220,7 @@ class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
         """Validate ``y`` (never ``None``); return it as an array."""
 
     @abstractmethod
-    def _encode_targets(self, y):
+    def _encode_targets(self, y, sample_weight):
         """Set the fitted target attributes; return the network's targets."""
 
     @abstractmethod
@@ -374,8 +385,8 @@ class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
         self.__dict__.pop("_placed", None)  # a previous fit's device copy
         images = self._check_input(X, reset=True)
         y = self._check_y(y, len(images))
-        targets = self._encode_targets(y)
         weight = self._sample_weight(sample_weight, y, len(images))
+        targets = self._encode_targets(y, weight)
         backbone, preprocessing, device = set_up_backbone(self)
         trunk = copy.deepcopy(backbone.trunk).requires_grad_(True).train()
         n_features = backbone.n_features or probe_width(
@@ -536,6 +547,8 @@ class BaseFineTuner(PortableState, BaseEstimator, metaclass=ABCMeta):
             callbacks.append(("early_stopping", stopper))
         if self.progress is True or (self.progress == "auto" and sys.stderr.isatty()):
             callbacks.append(("progress_bar", ProgressBar()))
+        if self.l2sp > 0:  # none at 0: exactly the plain recipe
+            callbacks.append(("l2sp", L2SP(self.l2sp, prefix="trunk.")))
         return callbacks + list(self.callbacks or [])
 
     def _net_params(self, routed, seeds):

@@ -1,11 +1,15 @@
 """``FineTunedClassifier``: fine-tune a pretrained CNN as a scikit-learn classifier.
 
-The task-specific part of fine-tuning for single-label classification: label
-encoding, class weights, cross-entropy, softmax, ``predict_proba`` and
-``predict``. Everything else is ``_base.BaseFineTuner``'s.
+The task-specific part of fine-tuning for classification: label encoding,
+class weights, the loss, the output nonlinearity, ``predict_proba`` and
+``predict``, for one label per image (cross-entropy, softmax) or for a
+multilabel indicator matrix (binary cross-entropy, sigmoid: one shared backbone,
+one output per label). Everything else is ``_base.BaseFineTuner``'s.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -13,8 +17,8 @@ from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import compute_sample_weight
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
 from .._docstrings import Substitution
@@ -29,8 +33,17 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.double(), dim=-1)
 
 
+def _sigmoid(logits: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(logits.double())
+
+
 def _correct(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (y_pred.argmax(dim=1) == y).float()
+
+
+def _all_labels_correct(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # Subset accuracy, as ClassifierMixin.score computes it for multilabel y.
+    return ((y_pred > 0) == (y > 0.5)).all(dim=1).float()
 
 
 @Substitution(**DOCS)
@@ -41,19 +54,31 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
     pretrained backbone (see :func:`sktransfer.load_backbone`) and trained with
     skorch to minimise the (sample-weighted) cross-entropy.
 
+    A multilabel indicator matrix ``y`` of shape ``(n_samples, n_labels)`` (as
+    :class:`~sklearn.preprocessing.MultiLabelBinarizer` makes it) trains one
+    sigmoid output per label on the shared backbone (hard parameter sharing),
+    with the binary cross-entropy averaged over the labels; ``predict`` then
+    returns the indicator matrix.
+
     %(recipes)s
 
     Parameters
     ----------
     %(recipe_parameters)s
-    class_weight : dict, "balanced" or None, default=None
-        Weights of the classes in the loss, multiplied into ``sample_weight``.
+    class_weight : dict, list of dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplied into ``sample_weight``
+        (:func:`sklearn.utils.compute_sample_weight`). For a multilabel ``y``,
+        as for scikit-learn's multi-output forests: ``"balanced"`` (per label,
+        the weights of its positives and negatives, multiplied over the labels)
+        or a list of one ``{0: w, 1: w}`` dict per label.
     %(runtime_parameters)s
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        The class labels, in the order of ``predict_proba``'s columns.
+        The class labels, in the order of ``predict_proba``'s columns; for a
+        multilabel ``y``, ``arange(n_labels)`` (the columns of ``y``), as
+        :class:`~sklearn.neural_network.MLPClassifier` has them.
     %(fitted_attributes)s
 
     See Also
@@ -70,7 +95,19 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
     PyTorch's tutorial does), set
     ``callbacks__early_stopping__monitor="valid_acc"`` and
     ``callbacks__early_stopping__lower_is_better=False``. The loss takes
-    ``criterion__label_smoothing``.
+    ``criterion__label_smoothing`` (single-label) or ``criterion__pos_weight``
+    (multilabel: a tensor of one factor per label for the positives).
+
+    Multilabel ``y`` follows :class:`~sklearn.neural_network.MLPClassifier`:
+    ``predict_proba`` returns one ``(n_samples, n_labels)`` array of the
+    probabilities that each label is present (not a list of per-label
+    ``(n_samples, 2)`` arrays, as the forests return), ``predict`` thresholds
+    them at 0.5, ``score`` is the subset accuracy and ``valid_acc`` too. The
+    validation split is not stratified. A label that is never present (or
+    always present) in the training data is kept: its output trains toward
+    the constant answer, and a ``UserWarning`` names it, as
+    :class:`~sklearn.multiclass.OneVsRestClassifier` warns; a label unseen in
+    ``fit`` cannot be predicted, so drop the column if it is not wanted.
 
     Examples
     --------
@@ -95,18 +132,23 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
 
     _parameter_constraints: dict = {
         **BaseFineTuner._parameter_constraints,
-        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
     }
 
     __init__ = init_with(class_weight=None)
 
     # ---------------------------------------------------------- task hooks
     def _check_targets(self, y):
+        if type_of_target(y) == "multilabel-indicator":
+            return check_array(y, dtype=None, accept_sparse=False, input_name="y")
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         return y
 
-    def _encode_targets(self, y):
+    def _encode_targets(self, y, sample_weight):
+        self._multilabel = y.ndim == 2
+        if self._multilabel:
+            return self._encode_indicator(y, sample_weight)
         encoder = LabelEncoder()
         y_enc = encoder.fit_transform(y).astype(np.int64)
         self.classes_ = encoder.classes_
@@ -117,14 +159,30 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
             )
         return y_enc
 
+    def _encode_indicator(self, y, sample_weight):
+        """``classes_`` and float targets of a multilabel indicator matrix."""
+        # type_of_target has checked that y holds 0 and 1 only.
+        self.classes_ = np.arange(y.shape[1])
+        present = sample_weight @ y  # the weight of each label's positives
+        constant = np.flatnonzero((present == 0) | (present == sample_weight.sum()))
+        if len(constant):
+            warnings.warn(
+                f"Label(s) {constant.tolist()} are never present or always present "
+                "in the (weighted) training data: their outputs learn the constant "
+                "answer. Drop these columns of y if they are not wanted.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return y.astype(np.float32)
+
     def _n_outputs(self):
         return len(self.classes_)
 
     def _criterion(self):
-        return nn.CrossEntropyLoss
+        return nn.BCEWithLogitsLoss if self._multilabel else nn.CrossEntropyLoss
 
     def _predict_nonlinearity(self):
-        return _softmax
+        return _sigmoid if self._multilabel else _softmax
 
     def _target_weights(self, y):
         if self.class_weight is None:
@@ -133,10 +191,17 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
 
     def _validation_strata(self, targets):
         # Stratified when every class can be on both sides of the split.
-        return targets if np.bincount(targets).min() >= 2 else None
+        if self._multilabel or np.bincount(targets).min() < 2:
+            return None
+        return targets
 
     def _valid_scores(self):
-        return {"valid_acc": _correct}
+        return {"valid_acc": _all_labels_correct if self._multilabel else _correct}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
     # ----------------------------------------------------------------- predict
     @Substitution(**DOCS)
@@ -150,7 +215,9 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``.
+            Columns follow ``classes_``. For a multilabel fit, of shape
+            ``(n_samples, n_labels)``: the probability of each label, which
+            need not sum to one.
         """
         return self._predict_outputs(X)
 
@@ -164,8 +231,11 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
 
         Returns
         -------
-        y : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``; for a multilabel fit, the indicator
+            matrix of the labels whose probability exceeds 0.5.
         """
         proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba > 0.5).astype(np.int64)
         return self.classes_[np.argmax(proba, axis=1)]

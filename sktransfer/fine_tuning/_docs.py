@@ -24,6 +24,8 @@ DOCS = dict(
       from the top (progressive unfreezing).
     * ``discriminative_lr`` lowers the learning rate group by group toward the
       stem; ``lr_schedule`` picks step decay, cosine or one-cycle.
+    * ``l2sp`` keeps the fine-tuned backbone close to its pretrained weights
+      (L2-SP) rather than decaying it toward zero.
     * fastai's ``fine_tune`` recipe is ``freeze="backbone", unfreeze=1,
       discriminative_lr=0.4, lr_schedule="onecycle"`` (fastai spreads the
       learning rates 100x from the head to the stem: ``0.4 ** 5`` over
@@ -54,6 +56,16 @@ DOCS = dict(
         Learning-rate factor between consecutive layer groups: the head trains
         at ``lr``, the last group at ``lr * discriminative_lr``, the one below
         at ``lr * discriminative_lr**2``, down to the stem.
+    l2sp : float >= 0, default=0.0
+        Strength of L2-SP (soft parameter sharing, Li et al. 2018): each
+        training step pulls the trainable backbone parameters toward the
+        weights they started from (the pretrained ones) by the penalty
+        ``l2sp / 2 * ||w - w0||**2``, applied decoupled from the optimizer,
+        as AdamW applies weight decay (user guide: *Soft parameter sharing*). The head
+        is decayed toward zero by the optimizer's own weight decay
+        (``optimizer__weight_decay``). ``0`` turns it off: the plain recipe,
+        bit for bit. Useful values with AdamW are about 1 to 100; frozen
+        groups are not affected.
     lr_schedule : {"constant", "step", "cosine", "onecycle"}, default="constant"
         ``"step"`` divides the rates by 10 every 7 epochs (tune with
         ``callbacks__lr_schedule__step_size`` and ``__gamma``); ``"cosine"``
@@ -109,7 +121,7 @@ DOCS = dict(
         and GPUs); ``"float16"`` is for CUDA only.
     callbacks : list of (str, skorch.callbacks.Callback) or None, default=None
         Extra skorch callbacks, run after the built-in ones (``"freezer"``,
-        ``"lr_schedule"``, ``"early_stopping"``, ``"progress_bar"``).
+        ``"lr_schedule"``, ``"early_stopping"``, ``"progress_bar"``, ``"l2sp"``).
     random_state : int, RandomState instance or None, default=None
         Controls random initialisation (head, and backbone when
         ``weights=None``), shuffling, the validation split, augmentation and
