@@ -14,6 +14,11 @@ _EXPORTS = {
     "load_backbone": "backbones",
     "FineTunedClassifier": "fine_tuning",
     "PretrainedFeatureExtractor": "feature_extraction",
+    "CORALAligner": "adaptation",
+    "DomainAdaptedClassifier": "adaptation",
+    "DomainAdaptedRegressor": "adaptation",
+    "SubspaceAligner": "adaptation",
+    "DeepEmbeddedValidationScorer": "model_selection",
     "ImportanceWeightedScorer": "model_selection",
     "SourceValidationKFold": "model_selection",
     "DiscriminativeWeighter": "weighting",
@@ -26,6 +31,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CORALAligner",
+    "DeepEmbeddedValidationScorer",
+    "DomainAdaptedClassifier",
+    "DomainAdaptedRegressor",
+    "SubspaceAligner",
     "FineTunedClassifier",
     "DiscriminativeWeighter",
     "ImportanceWeightedClassifier",

@@ -11,6 +11,12 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import _safe_indexing
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from sktransfer.adaptation import (
+    CORALAligner,
+    DomainAdaptedClassifier,
+    DomainAdaptedRegressor,
+    SubspaceAligner,
+)
 from sktransfer.weighting import (
     DiscriminativeWeighter,
     ImportanceWeightedClassifier,
@@ -51,7 +57,8 @@ class _NoShift:
 def _harness(cls):
     # Registered at module level so that pickling finds the class.
     name = f"NoShift{cls.__name__}"
-    globals()[name] = type(name, (_NoShift, cls), {"__module__": __name__})
+    if name not in globals():
+        globals()[name] = type(name, (_NoShift, cls), {"__module__": __name__})
     return globals()[name]
 
 
@@ -66,6 +73,12 @@ CHECKED = [
     _harness(ImportanceWeightedRegressor)(
         LinearRegression(), weighter=DiscriminativeWeighter(cv=2, random_state=0)
     ),
+    _harness(CORALAligner)(),
+    _harness(CORALAligner)(reg=1.0),
+    _harness(SubspaceAligner)(n_components=2),
+    _harness(DomainAdaptedClassifier)(LogisticRegression(), adapter=CORALAligner()),
+    _harness(DomainAdaptedClassifier)(LogisticRegression(), adapter=None),
+    _harness(DomainAdaptedRegressor)(LinearRegression(), adapter=SubspaceAligner()),
 ]
 
 

@@ -11,20 +11,34 @@ per method family:
   and uLSIF;
 - ``_discriminative``, ``_kliep``, ``_ulsif``, ``_kmm``: the weighters;
 - ``_estimate``: :func:`estimate_importance_weights`;
-- ``_meta``: the importance-weighted meta-estimators.
+- ``_alignment``: the aligners (CORAL, subspace alignment);
+- ``_deep``: gradient reversal, domain discriminator and the Deep CORAL loss,
+  used by the fine-tuning estimators;
+- ``_meta``: the domain-adapted meta-estimators (any adapter: weighter,
+  aligner or none).
 
 Nothing here changes scikit-learn's global configuration.
 """
 
+from ._alignment import CORALAligner, SubspaceAligner
 from ._discriminative import DiscriminativeWeighter
 from ._domain import check_both_domains, check_sample_domain
 from ._estimate import estimate_importance_weights
 from ._kliep import KLIEPWeighter
 from ._kmm import KMMWeighter
-from ._meta import ImportanceWeightedClassifier, ImportanceWeightedRegressor
+from ._meta import (
+    DomainAdaptedClassifier,
+    DomainAdaptedRegressor,
+    ImportanceWeightedClassifier,
+    ImportanceWeightedRegressor,
+)
 from ._ulsif import ULSIFWeighter
 
 __all__ = [
+    "CORALAligner",
+    "DomainAdaptedClassifier",
+    "DomainAdaptedRegressor",
+    "SubspaceAligner",
     "DiscriminativeWeighter",
     "ImportanceWeightedClassifier",
     "ImportanceWeightedRegressor",
