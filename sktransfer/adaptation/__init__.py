@@ -17,8 +17,12 @@ per method family:
 - ``_meta``: the domain-adapted meta-estimators (any adapter: weighter,
   aligner or none).
 
-Nothing here changes scikit-learn's global configuration.
+Nothing here changes scikit-learn's global configuration. The deep pieces
+(``_deep``) are imported on first use, so that the shallow adapters do not
+import torch.
 """
+
+import importlib
 
 from ._alignment import CORALAligner, SubspaceAligner
 from ._discriminative import DiscriminativeWeighter
@@ -49,3 +53,23 @@ __all__ = [
     "check_sample_domain",
     "estimate_importance_weights",
 ]
+
+# The torch-based pieces of deep adaptation, imported on first use (PEP 562).
+_DEEP = (
+    "DomainAdaptation",
+    "DomainDiscriminator",
+    "DomainPairs",
+    "GradientReversal",
+    "coral_loss",
+    "ganin_schedule",
+    "grad_reverse",
+)
+__all__ += list(_DEEP)
+
+
+def __getattr__(name):
+    if name not in _DEEP:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("._deep", __name__), name)
+    globals()[name] = value
+    return value

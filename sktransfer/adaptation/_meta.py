@@ -39,7 +39,7 @@ from sklearn.utils.validation import (
 
 from .._docstrings import Substitution
 from ._discriminative import DiscriminativeWeighter
-from ._domain import check_both_domains, check_sample_domain
+from ._domain import check_both_domains, check_sample_domain, kept_target_rows
 
 __all__ = [
     "DomainAdaptedClassifier",
@@ -85,11 +85,6 @@ def _delegated(method, summary, returns):
     return available_if(_estimator_has(method))(delegate)
 
 
-# Target rows kept (as features) for the scorers that need target data; a
-# fixed subsample bounds the memory a fitted model holds.
-MAX_TARGET_FEATURES = 2000
-
-
 def adapter_kind(adapter):
     """``"weighter"``, ``"aligner"`` or ``None``: how ``adapter`` adapts.
 
@@ -107,14 +102,6 @@ def adapter_kind(adapter):
         "DiscriminativeWeighter()), an aligner (with `transform`, e.g. "
         f"CORALAligner()) or None; got {type(adapter).__name__}."
     )
-
-
-def kept_target_rows(features, n_max=MAX_TARGET_FEATURES):
-    """At most ``n_max`` rows of ``features``, a fixed subsample (sorted)."""
-    if len(features) <= n_max:
-        return features
-    keep = np.random.RandomState(0).choice(len(features), n_max, replace=False)
-    return features[np.sort(keep)]
 
 
 def _adapter_has(attr):
