@@ -190,23 +190,23 @@ def _unwrap_weighted(estimator, attribute="compute_weights"):
     return None
 
 
-def _adapted_features(estimator, X):
-    """Features of ``X`` and of the target rows, from an adapted estimator.
+def _adapted_view(estimator, X):
+    """How to score source validation rows ``X`` of an adapted estimator.
 
-    ``(features, target_features)``: ``domain_features(X)`` and
-    ``target_features_`` of ``estimator`` or of the last step of a pipeline
-    (through fitted wrappers, see :class:`ImportanceWeightedScorer`); ``None``
-    when there is no such estimator.
+    ``(scored, X_scored, features, target_features)``: the estimator to score
+    and its input (from ``validation_view``), the features of ``X`` and the
+    kept ``target_features_``, for ``estimator`` or the last step of a
+    pipeline (through fitted wrappers, see :class:`ImportanceWeightedScorer`);
+    ``None`` when there is no adapted estimator.
     """
     adapted = _unwrap_weighted(estimator, "target_features_")
-    if adapted is not None:
-        return adapted.domain_features(X), adapted.target_features_
-    if isinstance(estimator, Pipeline):
+    if adapted is None and isinstance(estimator, Pipeline):
         adapted = _unwrap_weighted(estimator[-1], "target_features_")
         if adapted is not None:
-            features = adapted.domain_features(estimator[:-1].transform(X))
-            return features, adapted.target_features_
-    return None
+            X = estimator[:-1].transform(X)
+    if adapted is None:
+        return None
+    return (*adapted.validation_view(X), adapted.target_features_)
 
 
 def _feature_weights(features, target_features, weighter):
@@ -381,6 +381,17 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
         extra = "" if self.weighter is None else f", weighter={self.weighter!r}"
         return f"ImportanceWeightedScorer(scoring={self.scoring!r}{extra})"
 
+    def _weighted_view(self, estimator, X):
+        """``(scored, X_scored, weights)``: what to score, on what, weighted how."""
+        try:
+            return estimator, X, self._weights(estimator, X)
+        except TypeError:
+            view = _adapted_view(estimator, X)
+            if view is None:
+                raise
+            scored, X_scored, features, target = view
+            return scored, X_scored, _feature_weights(features, target, self.weighter)
+
     def _weights(self, estimator, X):
         weighted = _unwrap_weighted(estimator)
         if weighted is not None:
@@ -389,9 +400,6 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
             weighted = _unwrap_weighted(estimator[-1])
             if weighted is not None:
                 return weighted.compute_weights(estimator[:-1].transform(X))
-        adapted = _adapted_features(estimator, X)
-        if adapted is not None:
-            return _feature_weights(*adapted, self.weighter)
         raise TypeError(
             "ImportanceWeightedScorer needs an estimator with `compute_weights` "
             "or an adapted estimator with `target_features_` (DomainAdapted*, "
@@ -402,9 +410,9 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
         )
 
     def _score(self, estimator, X, y_true):
-        weights = self._weights(estimator, X)
-        scorer = check_scoring(estimator, scoring=self.scoring)
-        return scorer(estimator, X, y_true, sample_weight=weights)
+        scored, X_scored, weights = self._weighted_view(estimator, X)
+        scorer = check_scoring(scored, scoring=self.scoring)
+        return scorer(scored, X_scored, y_true, sample_weight=weights)
 
 
 def _per_row_loss(estimator, X, y_true):
@@ -503,8 +511,8 @@ class DeepEmbeddedValidationScorer(_TargetAwareScorer):
         return f"DeepEmbeddedValidationScorer({extra})"
 
     def _score(self, estimator, X, y_true):
-        adapted = _adapted_features(estimator, X)
-        if adapted is None:
+        view = _adapted_view(estimator, X)
+        if view is None:
             raise TypeError(
                 "DeepEmbeddedValidationScorer needs an adapted estimator with "
                 "`domain_features` and `target_features_` (DomainAdapted*, "
@@ -512,8 +520,10 @@ class DeepEmbeddedValidationScorer(_TargetAwareScorer):
                 "sample_domain, or a Pipeline ending in one); got "
                 f"{type(estimator).__name__}."
             )
-        weights = _feature_weights(*adapted, self.weighter)
-        return -deep_embedded_validation(_per_row_loss(estimator, X, y_true), weights)
+        scored, X_scored, features, target = view
+        weights = _feature_weights(features, target, self.weighter)
+        losses = _per_row_loss(scored, X_scored, y_true)
+        return -deep_embedded_validation(losses, weights)
 
 
 def deep_embedded_validation(losses, weights):

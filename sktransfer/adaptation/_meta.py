@@ -305,9 +305,39 @@ class _BaseDomainAdapted(MetaEstimatorMixin, BaseEstimator):
         """
         return self._features(self._checked(X))
 
-    def _features(self, X):
+    def validation_view(self, X):
+        """What the target-aware scorers evaluate on source validation rows.
+
+        Validation rows are source rows: an aligner maps them with its
+        *source* map, as the training rows were, and the estimator trained on
+        those rows is scored on them. Used by
+        :class:`~sktransfer.model_selection.DeepEmbeddedValidationScorer` and
+        :class:`~sktransfer.model_selection.ImportanceWeightedScorer`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source validation rows.
+
+        Returns
+        -------
+        estimator : estimator
+            ``estimator_``.
+
+        X_view : ndarray of shape (n_samples, n_features_out)
+            The rows as ``estimator_`` sees source rows.
+
+        features : ndarray of shape (n_samples, n_features_out)
+            The same rows, compared with ``target_features_`` (here equal to
+            ``X_view``).
+        """
+        X = self._checked(X)
+        features = self._features(X, np.ones(X.shape[0]))
+        return self.estimator_, features, features
+
+    def _features(self, X, sample_domain=None):
         if adapter_kind(self.adapter_) == "aligner":
-            return self.adapter_.transform(X)
+            return self.adapter_.transform(X, sample_domain=sample_domain)
         return X
 
     def _checked(self, X):

@@ -704,6 +704,28 @@ class BaseFineTuner(BaseEstimator, metaclass=ABCMeta):
         return torch.cat(out).numpy()
 
     @Substitution(**DOCS)
+    def validation_view(self, X):
+        """What the target-aware scorers evaluate on source validation rows.
+
+        The network treats both domains alike: the estimator itself, and the
+        head's input features of ``X`` (``domain_features``).
+
+        Parameters
+        ----------
+        %(X)s
+
+        Returns
+        -------
+        estimator : estimator
+            ``self``, which predicts on ``X``.
+        X : images
+            ``X`` unchanged.
+        features : ndarray of shape (n_samples, n_features)
+            ``domain_features(X)``, comparable with ``target_features_``.
+        """
+        return self, X, self.domain_features(X)
+
+    @Substitution(**DOCS)
     def domain_features(self, X):
         """The features the head predicts from (the adapted features).
 
