@@ -13,7 +13,12 @@ from conftest import make_tiny_cnn
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import _safe_indexing
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from test_classifier import EXPECTED_FAILED_CHECKS, _pythonpath
+from test_classifier import (  # noqa: F401 (one_thread: an autouse fixture)
+    EXPECTED_FAILED_CHECKS,
+    _pythonpath,
+    one_thread,
+    tiny,
+)
 from torch import nn
 
 from sktransfer import FineTunedClassifier
@@ -25,14 +30,6 @@ from sktransfer.adaptation import (
     grad_reverse,
 )
 from sktransfer.model_selection import SourceValidationKFold
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ------------------------------------------------------------ layers and losses
@@ -79,14 +76,6 @@ def test_coral_loss_is_zero_for_identical_batches_and_matches_numpy():
 
 
 # ---------------------------------------------------------------- the estimator
-def tiny(**kwargs):
-    params = dict(
-        image_size=12, max_epochs=2, batch_size=8, random_state=0, progress=False
-    )
-    params.update(kwargs)
-    return FineTunedClassifier(make_tiny_cnn(), **params)
-
-
 def images_two_domains(n=24, seed=0):
     rng = np.random.RandomState(seed)
     X = rng.randint(0, 255, (2 * n, 12, 12, 3), dtype=np.uint8)

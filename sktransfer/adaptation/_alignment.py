@@ -34,6 +34,17 @@ __all__ = ["CORALAligner", "SubspaceAligner"]
 _EIGEN_FLOOR = 1e-10
 
 _aligner_docs = Substitution(
+    common_attributes="""
+    n_source_, n_target_ : int
+        Rows of each domain seen in ``fit``.
+
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``, set only when ``X`` has
+        feature names that are all strings.
+    """,
     transform_doc="""
         Parameters
         ----------
@@ -141,6 +152,7 @@ class _BaseAligner(TransformerMixin, BaseEstimator):
         return tags
 
 
+@_aligner_docs
 class CORALAligner(_BaseAligner):
     """CORrelation ALignment: give source rows the target's mean and covariance.
 
@@ -173,15 +185,7 @@ class CORALAligner(_BaseAligner):
     coral_map_ : ndarray of shape (n_features, n_features)
         ``C_s^{-1/2} C_t^{1/2}``, applied to centred source rows.
 
-    n_source_, n_target_ : int
-        Rows of each domain seen in ``fit``.
-
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen in ``fit``, set only when ``X`` has
-        feature names that are all strings.
+    %(common_attributes)s
 
     See Also
     --------
@@ -249,6 +253,7 @@ class CORALAligner(_BaseAligner):
         return X.copy()
 
 
+@_aligner_docs
 class SubspaceAligner(_BaseAligner):
     """Subspace alignment: rotate the source PCA basis onto the target's.
 
@@ -282,15 +287,7 @@ class SubspaceAligner(_BaseAligner):
     n_components_ : int
         The subspace dimension used.
 
-    n_source_, n_target_ : int
-        Rows of each domain seen in ``fit``.
-
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen in ``fit``, set only when ``X`` has
-        feature names that are all strings.
+    %(common_attributes)s
 
     See Also
     --------
