@@ -15,6 +15,11 @@ _EXPORTS = {
     "FineTunedClassifier": "fine_tuning",
     "FineTunedRegressor": "fine_tuning",
     "PretrainedFeatureExtractor": "feature_extraction",
+    "CORALAligner": "adaptation",
+    "DomainAdaptedClassifier": "adaptation",
+    "DomainAdaptedRegressor": "adaptation",
+    "SubspaceAligner": "adaptation",
+    "DeepEmbeddedValidationScorer": "model_selection",
     "ImportanceWeightedScorer": "model_selection",
     "SourceValidationKFold": "model_selection",
     "DiscriminativeWeighter": "weighting",
@@ -27,6 +32,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CORALAligner",
+    "DeepEmbeddedValidationScorer",
+    "DomainAdaptedClassifier",
+    "DomainAdaptedRegressor",
+    "SubspaceAligner",
     "FineTunedClassifier",
     "FineTunedRegressor",
     "DiscriminativeWeighter",

@@ -1,4 +1,4 @@
-"""Model selection for the target domain: a domain-aware splitter and an IWCV scorer.
+"""Model selection for the target domain: a splitter and target-aware scorers.
 
 Plain cross-validation on source rows estimates the *source* performance.
 Importance-weighted cross-validation (IWCV) weights each validation row by
@@ -8,20 +8,41 @@ Importance-weighted cross-validation (IWCV) weights each validation row by
 :class:`SourceValidationKFold` makes validation folds of source rows only and
 keeps every target row in the training part (where the weighter needs them);
 :class:`ImportanceWeightedScorer` scores a validation fold with the weights of
-the weighter fitted in that fold, which never saw the validation rows. Both
-work with metadata routing on or off; neither changes global configuration.
+the weighter fitted in that fold, which never saw the validation rows.
+
+Every adapted estimator -- the shallow ``DomainAdapted*`` meta-estimators with
+any adapter, and the fine-tuning estimators fitted with ``sample_domain`` --
+keeps ``target_features_`` (its features of the target training rows) and has
+``domain_features(X)``. With these, :class:`ImportanceWeightedScorer` weights
+validation rows even when the estimator has no weighter of its own, and
+:class:`DeepEmbeddedValidationScorer` (You et al. 2019) estimates the target
+risk with a control variate, needing no target label. All work with metadata
+routing on or off; none changes global configuration.
 """
 
+import warnings
+
 import numpy as np
+from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import BaseCrossValidator, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from .adaptation import check_both_domains, check_sample_domain
+from .adaptation import (
+    DiscriminativeWeighter,
+    check_both_domains,
+    check_sample_domain,
+)
+from .exceptions import DomainOverlapWarning, LowEffectiveSampleSizeWarning
 
-__all__ = ["ImportanceWeightedScorer", "SourceValidationKFold"]
+__all__ = [
+    "DeepEmbeddedValidationScorer",
+    "deep_embedded_validation",
+    "ImportanceWeightedScorer",
+    "SourceValidationKFold",
+]
 
 # Attributes under which a fitted wrapper exposes the estimator it wraps:
 # skada's ``Shared`` selector (``make_da_pipeline`` wraps every step in one)
@@ -148,13 +169,13 @@ class SourceValidationKFold(BaseCrossValidator):
         raise NotImplementedError
 
 
-def _unwrap_weighted(estimator):
-    """``estimator`` or the fitted estimator it wraps that has ``compute_weights``.
+def _unwrap_weighted(estimator, attribute="compute_weights"):
+    """``estimator`` or the fitted estimator it wraps that has ``attribute``.
 
     ``None`` when there is none.
     """
     for _ in range(_MAX_WRAPPER_DEPTH):
-        if hasattr(estimator, "compute_weights"):
+        if hasattr(estimator, attribute):
             return estimator
         estimator = next(
             (
@@ -169,7 +190,98 @@ def _unwrap_weighted(estimator):
     return None
 
 
-class ImportanceWeightedScorer:
+def _adapted_view(estimator, X):
+    """How to score source validation rows ``X`` of an adapted estimator.
+
+    ``(scored, X_scored, features, target_features)``: the estimator to score
+    and its input (from ``validation_view``), the features of ``X`` and the
+    kept ``target_features_``, for ``estimator`` or the last step of a
+    pipeline (through fitted wrappers, see :class:`ImportanceWeightedScorer`);
+    ``None`` when there is no adapted estimator.
+    """
+    adapted = _unwrap_weighted(estimator, "target_features_")
+    if adapted is None and isinstance(estimator, Pipeline):
+        adapted = _unwrap_weighted(estimator[-1], "target_features_")
+        if adapted is not None:
+            X = estimator[:-1].transform(X)
+    if adapted is None:
+        return None
+    return (*adapted.validation_view(X), adapted.target_features_)
+
+
+def _feature_weights(features, target_features, weighter):
+    """Importance weights of validation rows, estimated in the model's features.
+
+    ``weighter`` (``DiscriminativeWeighter()`` when None) is fitted on the
+    validation rows (source) and the kept target rows; the weights have mean
+    1 over the validation rows.
+    """
+    weighter = clone(weighter if weighter is not None else DiscriminativeWeighter())
+    stacked = np.r_[np.asarray(features, float), np.asarray(target_features, float)]
+    domain = np.r_[np.ones(len(features)), -np.ones(len(target_features))]
+    with warnings.catch_warnings():
+        # Diagnostics about the shift are the weighter's business, not the
+        # scorer's: a grid search would print them once per fold and point.
+        warnings.simplefilter("ignore", DomainOverlapWarning)
+        warnings.simplefilter("ignore", LowEffectiveSampleSizeWarning)
+        weighter.fit(stacked, sample_domain=domain)
+    return weighter.weights_[: len(features)]
+
+
+class _TargetAwareScorer:
+    """Scorer base: drops target rows it is given; requests ``sample_domain``."""
+
+    def __call__(self, estimator, X, y_true, sample_domain=None):
+        """Score ``estimator`` on the validation rows ``X, y_true`` for the target.
+
+        Parameters
+        ----------
+        estimator : fitted estimator
+            An adapted estimator, or a pipeline ending in one, possibly
+            inside fitted wrappers (see :class:`ImportanceWeightedScorer`).
+
+        X : array-like of shape (n_samples, ...)
+            Validation rows.
+
+        y_true : array-like of shape (n_samples,)
+            Their labels.
+
+        sample_domain : array-like of shape (n_samples,), default=None
+            If given (metadata routing on), target rows are dropped before
+            scoring.
+
+        Returns
+        -------
+        score : float
+            The estimate of the target score (greater is better).
+        """
+        y_true = np.asarray(y_true)
+        if sample_domain is not None:
+            keep = check_sample_domain(sample_domain, len(y_true))
+            if not keep.any():
+                raise ValueError(
+                    f"{type(self).__name__} received only target rows to score; "
+                    "use SourceValidationKFold so that validation folds hold "
+                    "labelled source rows."
+                )
+            X = _safe_indexing(X, np.flatnonzero(keep))
+            y_true = y_true[keep]
+        return self._score(estimator, X, y_true)
+
+    def get_metadata_routing(self):
+        """Request ``sample_domain`` for scoring (used when routing is on).
+
+        Returns
+        -------
+        routing : MetadataRequest
+            The scorer's metadata request.
+        """
+        request = MetadataRequest(owner=self)
+        request.score.add_request(param="sample_domain", alias=True)
+        return request
+
+
+class ImportanceWeightedScorer(_TargetAwareScorer):
     """Score validation rows with importance weights (importance-weighted CV).
 
     Calls ``estimator.compute_weights(X)`` (an
@@ -179,6 +291,13 @@ class ImportanceWeightedScorer:
     the score estimates the metric on the target domain. In cross-validation
     the weighter is the one fitted in the current fold, so validation rows
     are weighted out of sample.
+
+    Any other adapted estimator (a :class:`~sktransfer.DomainAdaptedClassifier`
+    with an aligner or no adapter, a fine-tuning estimator fitted with
+    ``sample_domain``) has no weighter of its own: the validation rows are
+    then weighted by ``weighter`` fitted on the estimator's features of the
+    validation rows (``domain_features``) against those of the target rows it
+    kept (``target_features_``), as in deep embedded validation.
 
     Use it with :class:`SourceValidationKFold`, which keeps target rows out of
     the validation folds. With metadata routing on, the scorer also requests
@@ -191,6 +310,14 @@ class ImportanceWeightedScorer:
     scoring : str or callable, default="accuracy"
         A scikit-learn scorer name (e.g. ``"accuracy"``, ``"neg_log_loss"``,
         ``"r2"``) or a scorer ``scorer(estimator, X, y, sample_weight=...)``.
+
+    weighter : weighter or None, default=None
+        Weights the validation rows in the estimator's features when it has
+        no ``compute_weights``; ``None`` uses ``DiscriminativeWeighter()``.
+
+    See Also
+    --------
+    DeepEmbeddedValidationScorer : the same weights, with a control variate.
 
     Notes
     -----
@@ -246,14 +373,26 @@ class ImportanceWeightedScorer:
     True
     """
 
-    def __init__(self, scoring="accuracy"):
+    def __init__(self, scoring="accuracy", *, weighter=None):
         self.scoring = scoring
+        self.weighter = weighter
 
     def __repr__(self):
-        return f"ImportanceWeightedScorer(scoring={self.scoring!r})"
+        extra = "" if self.weighter is None else f", weighter={self.weighter!r}"
+        return f"ImportanceWeightedScorer(scoring={self.scoring!r}{extra})"
 
-    @staticmethod
-    def _weights(estimator, X):
+    def _weighted_view(self, estimator, X):
+        """``(scored, X_scored, weights)``: what to score, on what, weighted how."""
+        try:
+            return estimator, X, self._weights(estimator, X)
+        except TypeError:
+            view = _adapted_view(estimator, X)
+            if view is None:
+                raise
+            scored, X_scored, features, target = view
+            return scored, X_scored, _feature_weights(features, target, self.weighter)
+
+    def _weights(self, estimator, X):
         weighted = _unwrap_weighted(estimator)
         if weighted is not None:
             return weighted.compute_weights(X)
@@ -263,58 +402,159 @@ class ImportanceWeightedScorer:
                 return weighted.compute_weights(estimator[:-1].transform(X))
         raise TypeError(
             "ImportanceWeightedScorer needs an estimator with `compute_weights` "
-            "(ImportanceWeightedClassifier/Regressor, or a Pipeline ending in one, "
-            "possibly inside a fitted wrapper exposing `base_estimator_` or "
-            f"`estimator_`); got {type(estimator).__name__}."
+            "or an adapted estimator with `target_features_` (DomainAdapted*, "
+            "ImportanceWeighted*, a fine-tuning estimator fitted with "
+            "sample_domain, or a Pipeline ending in one, possibly inside a fitted "
+            "wrapper exposing `base_estimator_` or `estimator_`); got "
+            f"{type(estimator).__name__}."
         )
 
-    def __call__(self, estimator, X, y_true, sample_domain=None):
-        """Importance-weighted score of ``estimator`` on ``X, y_true``.
+    def _score(self, estimator, X, y_true):
+        scored, X_scored, weights = self._weighted_view(estimator, X)
+        scorer = check_scoring(scored, scoring=self.scoring)
+        return scorer(scored, X_scored, y_true, sample_weight=weights)
 
-        Parameters
-        ----------
-        estimator : fitted estimator
-            Has ``compute_weights`` or is a pipeline ending in one that has,
-            either possibly inside fitted wrappers (see Notes).
 
-        X : array-like of shape (n_samples, ...)
-            Validation rows.
+def _per_row_loss(estimator, X, y_true):
+    """Log loss per row for a classifier, squared error for a regressor."""
+    if is_classifier(estimator):
+        proba = estimator.predict_proba(X)
+        classes = list(estimator.classes_)
+        index = {c: i for i, c in enumerate(classes)}
+        unknown = sorted({c for c in y_true.tolist() if c not in index})
+        if unknown:
+            raise ValueError(
+                f"DeepEmbeddedValidationScorer: validation labels {unknown} are "
+                f"not among the classes {classes} the estimator was fitted on. "
+                "Score only labelled source rows (SourceValidationKFold)."
+            )
+        rows = np.array([index[c] for c in y_true.tolist()])
+        picked = proba[np.arange(len(rows)), rows]
+        return -np.log(np.clip(picked, np.finfo(float).eps, 1.0))
+    pred = np.asarray(estimator.predict(X), dtype=float)
+    return (pred - np.asarray(y_true, dtype=float)) ** 2
 
-        y_true : array-like of shape (n_samples,)
-            Their labels.
 
-        sample_domain : array-like of shape (n_samples,), default=None
-            If given (metadata routing on), target rows are dropped before
-            scoring.
+class DeepEmbeddedValidationScorer(_TargetAwareScorer):
+    """Deep embedded validation (DEV): a label-free estimate of the target risk.
 
-        Returns
-        -------
-        score : float
-            The weighted score (greater is better).
-        """
-        y_true = np.asarray(y_true)
-        if sample_domain is not None:
-            keep = check_sample_domain(sample_domain, len(y_true))
-            if not keep.any():
-                raise ValueError(
-                    "ImportanceWeightedScorer received only target rows to score; "
-                    "use SourceValidationKFold so that validation folds hold "
-                    "labelled source rows."
-                )
-            X = _safe_indexing(X, np.flatnonzero(keep))
-            y_true = y_true[keep]
-        weights = self._weights(estimator, X)
-        scorer = check_scoring(estimator, scoring=self.scoring)
-        return scorer(estimator, X, y_true, sample_weight=weights)
+    You et al. (2019) weight each validation row's loss by the importance
+    weight of its features (a domain classifier on the model's features of
+    the validation rows against the target rows'), then remove much of the
+    variance of the weighted mean with the weights as a control variate:
 
-    def get_metadata_routing(self):
-        """Request ``sample_domain`` for scoring (used when routing is on).
+    ``DEV = mean(w * L) + eta * mean(w) - eta``, with
+    ``eta = -cov(w * L, w) / var(w)``.
 
-        Returns
-        -------
-        routing : MetadataRequest
-            The scorer's metadata request.
-        """
-        request = MetadataRequest(owner=self)
-        request.score.add_request(param="sample_domain", alias=True)
-        return request
+    The scorer returns ``-DEV`` (greater is better), so ``GridSearchCV`` picks
+    the model with the lowest estimated target loss. It works with every
+    adapted estimator of the package: the ``DomainAdapted*`` and
+    ``ImportanceWeighted*`` meta-estimators (alone or ending a pipeline) and
+    the fine-tuning estimators fitted with ``sample_domain``, which keep
+    their features of the target rows (``target_features_``) and compute
+    those of the validation rows (``domain_features``). No target label is
+    read. Use it with :class:`SourceValidationKFold`.
+
+    Read more in the :ref:`User Guide <feature_alignment>`.
+
+    Parameters
+    ----------
+    weighter : weighter or None, default=None
+        Estimates the importance weights in the model's features; ``None``
+        uses ``DiscriminativeWeighter()`` (a calibrated, cross-fitted
+        logistic domain classifier, as in You et al.).
+
+    See Also
+    --------
+    ImportanceWeightedScorer : the weighted validation score, without the
+        control variate.
+
+    Notes
+    -----
+    The loss is the log loss of ``predict_proba`` for a classifier and the
+    squared error for a regressor. Comparing models whose features differ
+    (e.g. aligned and not aligned) uses different weights for each; the
+    control variate keeps the estimates comparable in scale.
+
+    References
+    ----------
+    K. You, X. Wang, M. Long and M. I. Jordan, "Towards Accurate Model
+    Selection in Deep Unsupervised Domain Adaptation", ICML 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sktransfer.adaptation import CORALAligner, DomainAdaptedClassifier
+    >>> from sktransfer.model_selection import (
+    ...     DeepEmbeddedValidationScorer, SourceValidationKFold)
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 2, (100, 2))]
+    >>> y = np.r_[(X[:100, 0] > 0).astype(int), -np.ones(100, int)]
+    >>> d = np.r_[np.ones(100), -np.ones(100)]
+    >>> search = GridSearchCV(
+    ...     DomainAdaptedClassifier(LogisticRegression()),
+    ...     {"adapter": [None, CORALAligner()]},
+    ...     cv=SourceValidationKFold(3),
+    ...     scoring=DeepEmbeddedValidationScorer(),
+    ... ).fit(X, y, groups=d, sample_domain=d)
+    >>> len(search.cv_results_["mean_test_score"])
+    2
+    """
+
+    def __init__(self, *, weighter=None):
+        self.weighter = weighter
+
+    def __repr__(self):
+        extra = "" if self.weighter is None else f"weighter={self.weighter!r}"
+        return f"DeepEmbeddedValidationScorer({extra})"
+
+    def _score(self, estimator, X, y_true):
+        view = _adapted_view(estimator, X)
+        if view is None:
+            raise TypeError(
+                "DeepEmbeddedValidationScorer needs an adapted estimator with "
+                "`domain_features` and `target_features_` (DomainAdapted*, "
+                "ImportanceWeighted*, a fine-tuning estimator fitted with "
+                "sample_domain, or a Pipeline ending in one); got "
+                f"{type(estimator).__name__}."
+            )
+        scored, X_scored, features, target = view
+        weights = _feature_weights(features, target, self.weighter)
+        losses = _per_row_loss(scored, X_scored, y_true)
+        return -deep_embedded_validation(losses, weights)
+
+
+def deep_embedded_validation(losses, weights):
+    """The DEV risk estimate of You et al. (2019) from per-row losses and weights.
+
+    Parameters
+    ----------
+    losses : array-like of shape (n_samples,)
+        Loss of each validation row.
+
+    weights : array-like of shape (n_samples,)
+        Importance weights of the rows (mean about 1).
+
+    Returns
+    -------
+    risk : float
+        ``mean(w * L) + eta * mean(w) - eta`` with
+        ``eta = -cov(w * L, w) / var(w)`` (``eta = 0`` when the weights are
+        constant).
+
+    Examples
+    --------
+    >>> from sktransfer.model_selection import deep_embedded_validation
+    >>> deep_embedded_validation([1.0, 0.0, 1.0], [1.0, 1.0, 1.0])
+    0.6666666666666666
+    """
+    losses = np.asarray(losses, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    weighted = weights * losses
+    variance = np.var(weights, ddof=1) if len(weights) > 1 else 0.0
+    eta = 0.0
+    if variance > 0:
+        eta = -np.cov(weighted, weights, ddof=1)[0, 1] / variance
+    return float(np.mean(weighted) + eta * np.mean(weights) - eta)

@@ -22,7 +22,10 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sktransfer import (
+    CORALAligner,
     DiscriminativeWeighter,
+    DomainAdaptedClassifier,
+    DomainAdaptedRegressor,
     FineTunedClassifier,
     FineTunedRegressor,
     ImportanceWeightedClassifier,
@@ -30,6 +33,7 @@ from sktransfer import (
     KLIEPWeighter,
     KMMWeighter,
     PretrainedFeatureExtractor,
+    SubspaceAligner,
     ULSIFWeighter,
 )
 
@@ -111,7 +115,7 @@ def _fit_weighter(estimator):
 
 def _fit_meta(estimator):
     X, y, domain = _domain_data()
-    if isinstance(estimator, ImportanceWeightedRegressor):
+    if isinstance(estimator, (ImportanceWeightedRegressor, DomainAdaptedRegressor)):
         y = X[:, 0] * 2.0
     return estimator.fit(X, y, sample_domain=domain), X
 
@@ -225,7 +229,46 @@ CASES = [
         method="predict",
     ),
 ]
+
+
+def _aligner_cases():
+    for cls, params in {
+        CORALAligner: {},
+        SubspaceAligner: dict(n_components=2),
+    }.items():
+        yield Case(
+            cls.__name__,
+            no_shift(cls)(**params),
+            fit=lambda est, cls=cls, params=params: _fit_weighter(cls(**params)),
+        )
+    yield Case("CORALAligner-reg", no_shift(CORALAligner)(reg=1.0))
+    yield Case(
+        "DomainAdaptedClassifier",
+        no_shift(DomainAdaptedClassifier)(LogisticRegression(), adapter=CORALAligner()),
+        fit=lambda est: _fit_meta(
+            DomainAdaptedClassifier(LogisticRegression(), adapter=CORALAligner())
+        ),
+        method="predict_proba",
+    )
+    yield Case(
+        "DomainAdaptedClassifier-none",
+        no_shift(DomainAdaptedClassifier)(LogisticRegression(), adapter=None),
+    )
+    yield Case(
+        "DomainAdaptedRegressor",
+        no_shift(DomainAdaptedRegressor)(LinearRegression(), adapter=SubspaceAligner()),
+        fit=lambda est: _fit_meta(
+            DomainAdaptedRegressor(
+                LinearRegression(), adapter=SubspaceAligner(n_components=2)
+            )
+        ),
+        method="predict",
+    )
+
+
+CASES += list(_aligner_cases())
 _BY_ID = {id(case.estimator): case for case in CASES}
+_PERSISTED = [case for case in CASES if case.fit is not None]
 
 
 # ------------------------------------------------------- scikit-learn's checks
@@ -274,7 +317,7 @@ def reloaded(tmp_path_factory):
     """Fit every case, dump it with joblib, and reload all in one fresh process."""
     tmp = tmp_path_factory.mktemp("persistence")
     expected = {}
-    for case in CASES:
+    for case in _PERSISTED:
         fitted, X = case.fit(case.estimator)
         expected[case.name] = _output(fitted, X, case.method)
         joblib.dump((fitted, X, case.method), tmp / f"{case.name}.joblib")
@@ -291,7 +334,7 @@ def reloaded(tmp_path_factory):
     return {name: (out, np.load(tmp / f"{name}.npy")) for name, out in expected.items()}
 
 
-@pytest.mark.parametrize("name", [case.name for case in CASES])
+@pytest.mark.parametrize("name", [case.name for case in _PERSISTED])
 def test_joblib_round_trip_in_a_fresh_process(reloaded, name):
     expected, loaded = reloaded[name]
     np.testing.assert_array_equal(loaded, expected)

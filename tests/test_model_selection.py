@@ -316,3 +316,123 @@ def test_user_guide_cross_val_score_forms_run():
     }
     exec(compile(block, str(guide), "exec"), namespace)
     assert sklearn.get_config()["enable_metadata_routing"] is False
+
+
+# --- scorers for every adapted estimator ---------------------------------------
+def _aligned_task(n=150, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(2 * n, 2))
+    y = (X[:, 0] > 0).astype(int)
+    X[n:] = X[n:] * [3.0, 0.3] + [4.0, -1.0]
+    domain = np.r_[np.ones(n), -np.ones(n)]
+    return X, np.where(domain > 0, y, -1), domain
+
+
+def test_deep_embedded_validation_formula():
+    from sktransfer.model_selection import deep_embedded_validation
+
+    rng = np.random.RandomState(0)
+    losses, weights = rng.uniform(size=50), rng.uniform(0.2, 2, size=50)
+    weighted = weights * losses
+    eta = -np.cov(weighted, weights)[0, 1] / np.var(weights, ddof=1)
+    expected = weighted.mean() + eta * weights.mean() - eta
+    assert deep_embedded_validation(losses, weights) == pytest.approx(expected)
+    assert deep_embedded_validation(losses, np.ones(50)) == pytest.approx(losses.mean())
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_scorers_work_for_every_adapter_in_one_grid_search(routing):
+    from sktransfer.adaptation import CORALAligner, DomainAdaptedClassifier
+    from sktransfer.model_selection import DeepEmbeddedValidationScorer
+
+    X, y, domain = _aligned_task()
+    adapters = [None, DiscriminativeWeighter(cv=2, random_state=0), CORALAligner()]
+    with sklearn.config_context(enable_metadata_routing=routing):
+        for scoring in [
+            DeepEmbeddedValidationScorer(),
+            ImportanceWeightedScorer("accuracy"),
+        ]:
+            search = GridSearchCV(
+                make_pipeline(
+                    StandardScaler(), DomainAdaptedClassifier(LogisticRegression())
+                ),
+                {"domainadaptedclassifier__adapter": adapters},
+                cv=SourceValidationKFold(3),
+                scoring=scoring,
+                error_score="raise",
+            )
+            key = (
+                "sample_domain" if routing else "domainadaptedclassifier__sample_domain"
+            )
+            search.fit(X, y, groups=domain, **{key: domain})
+            assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert sklearn.get_config()["enable_metadata_routing"] is False
+
+
+def test_dev_estimates_the_target_loss_better_than_plain_validation():
+    from sklearn.metrics import log_loss
+
+    from sktransfer.adaptation import DomainAdaptedClassifier
+    from sktransfer.model_selection import DeepEmbeddedValidationScorer
+
+    # Covariate shift with overlap (P(y|x) shared): what DEV assumes.
+    X, y, domain = covariate_shift(3000, 3000, seed=1)
+    fit = np.r_[np.arange(500, 3000), np.arange(3000, 6000)]
+    model = DomainAdaptedClassifier(LogisticRegression()).fit(
+        X[fit], np.where(domain[fit] > 0, y[fit], -1), sample_domain=domain[fit]
+    )
+    target = domain < 0
+    true_loss = log_loss(y[target], model.predict_proba(X[target]))
+    plain_loss = log_loss(y[:500], model.predict_proba(X[:500]))
+    dev_loss = -DeepEmbeddedValidationScorer()(model, X[:500], y[:500])
+    assert abs(dev_loss - true_loss) < abs(plain_loss - true_loss)
+
+
+def test_scorer_errors():
+    from sktransfer.model_selection import DeepEmbeddedValidationScorer
+
+    X, y, domain = _aligned_task(n=40)
+    plain = LogisticRegression().fit(X[:40], y[:40])
+    with pytest.raises(TypeError, match="needs an adapted estimator"):
+        DeepEmbeddedValidationScorer()(plain, X[:10], y[:10])
+    with pytest.raises(TypeError, match="`target_features_`"):
+        ImportanceWeightedScorer()(plain, X[:10], y[:10])
+    from sktransfer.adaptation import DomainAdaptedClassifier
+
+    model = DomainAdaptedClassifier(LogisticRegression()).fit(
+        X, y, sample_domain=domain
+    )
+    labels = np.r_[y[:9], 7]
+    with pytest.raises(ValueError, match=r"labels \[7\] are not among the classes"):
+        DeepEmbeddedValidationScorer()(model, X[:10], labels)
+    with pytest.raises(ValueError, match="received only target rows"):
+        DeepEmbeddedValidationScorer()(model, X[:3], y[:3], sample_domain=-np.ones(3))
+
+
+def test_scorers_work_for_a_deep_adapted_estimator():
+    from conftest import make_tiny_cnn
+
+    from sktransfer import FineTunedClassifier
+    from sktransfer.model_selection import DeepEmbeddedValidationScorer
+
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 255, (48, 12, 12, 3), dtype=np.uint8)
+    y = np.r_[np.arange(24) % 2, -np.ones(24, int)]
+    domain = np.r_[np.ones(24), -np.ones(24)]
+    clf = FineTunedClassifier(
+        make_tiny_cnn(), image_size=12, max_epochs=1, random_state=0, progress=False
+    )
+    search = GridSearchCV(
+        clf,
+        {"adaptation": [None, "dann"]},
+        cv=SourceValidationKFold(2),
+        scoring={
+            "dev": DeepEmbeddedValidationScorer(),
+            "iw": ImportanceWeightedScorer(),
+        },
+        refit="dev",
+        error_score="raise",
+    )
+    search.fit(X, y, groups=domain, sample_domain=domain)
+    assert np.isfinite(search.cv_results_["mean_test_dev"]).all()
+    assert np.isfinite(search.cv_results_["mean_test_iw"]).all()

@@ -9,7 +9,16 @@ checks.
 
 import numpy as np
 
-__all__ = ["check_both_domains", "check_sample_domain"]
+__all__ = [
+    "MAX_TARGET_FEATURES",
+    "check_both_domains",
+    "check_sample_domain",
+    "kept_target_rows",
+]
+
+# Target rows an adapted model keeps (as features) for the scorers that need
+# target data; a fixed subsample bounds the memory a fitted model holds.
+MAX_TARGET_FEATURES = 2000
 
 
 def check_sample_domain(sample_domain, n_samples):
@@ -107,3 +116,25 @@ def check_both_domains(is_source, min_rows=1):
             f"{n_target} marked target."
         )
     return n_source, n_target
+
+
+def kept_target_rows(features, n_max=MAX_TARGET_FEATURES):
+    """At most ``n_max`` rows of ``features``: all, or a fixed sorted subsample.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_rows, n_features)
+        Features of the target training rows.
+
+    n_max : int, default=2000
+        Rows kept at most.
+
+    Returns
+    -------
+    kept : ndarray of shape (min(n_rows, n_max), n_features)
+        The rows kept, in their original order.
+    """
+    if len(features) <= n_max:
+        return features
+    keep = np.random.RandomState(0).choice(len(features), n_max, replace=False)
+    return features[np.sort(keep)]

@@ -1,4 +1,13 @@
-"""Meta-estimators that train any estimator on importance-weighted source rows."""
+"""Meta-estimators that train any estimator on source rows adapted to the target.
+
+One design for every shallow adapter: :class:`DomainAdaptedClassifier` and
+:class:`DomainAdaptedRegressor` take an ``adapter`` -- a weighter (the source
+rows are importance-weighted), an aligner (the source rows are mapped into
+the aligned space, new rows with the target map) or ``None`` (source only).
+:class:`ImportanceWeightedClassifier` and :class:`ImportanceWeightedRegressor`
+are the same meta-estimators with the adapter named ``weighter`` and a
+discriminative weighter by default.
+"""
 
 import numpy as np
 from sklearn import get_config
@@ -30,9 +39,14 @@ from sklearn.utils.validation import (
 
 from .._docstrings import Substitution
 from ._discriminative import DiscriminativeWeighter
-from ._domain import check_both_domains, check_sample_domain
+from ._domain import check_both_domains, check_sample_domain, kept_target_rows
 
-__all__ = ["ImportanceWeightedClassifier", "ImportanceWeightedRegressor"]
+__all__ = [
+    "DomainAdaptedClassifier",
+    "DomainAdaptedRegressor",
+    "ImportanceWeightedClassifier",
+    "ImportanceWeightedRegressor",
+]
 
 
 def _estimator_has(attr):
@@ -52,43 +66,85 @@ def _delegated(method, summary, returns):
     """
 
     def delegate(self, X):
-        """%(summary)s from the weighted estimator.
+        """%(summary)s from the estimator trained on the adapted rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Input rows.
+            Input rows, treated as target rows.
 
         Returns
         -------
         %(returns)s
         """
-        X = self._checked(X)  # NotFittedError before estimator_ is read
-        return getattr(self.estimator_, method)(X)
+        features = self.domain_features(X)  # NotFittedError first
+        return getattr(self.estimator_, method)(features)
 
     delegate.__name__ = method
     delegate = Substitution(summary=summary, returns=returns)(delegate)
     return available_if(_estimator_has(method))(delegate)
 
 
-class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
-    """Fit a weighter on source + target rows, then the estimator on the source."""
+def adapter_kind(adapter):
+    """``"weighter"``, ``"aligner"`` or ``None``: how ``adapter`` adapts.
+
+    A weighter has ``compute_weights`` (and ``weights_`` once fitted); an
+    aligner has ``transform(X, sample_domain=...)``.
+    """
+    if adapter is None:
+        return None
+    if hasattr(adapter, "compute_weights"):
+        return "weighter"
+    if hasattr(adapter, "transform"):
+        return "aligner"
+    raise TypeError(
+        "adapter must be a weighter (with `compute_weights`, e.g. "
+        "DiscriminativeWeighter()), an aligner (with `transform`, e.g. "
+        f"CORALAligner()) or None; got {type(adapter).__name__}."
+    )
+
+
+def _adapter_has(attr):
+    def check(self):
+        adapter = (
+            getattr(self, "adapter_", None)
+            if hasattr(self, "estimator_")
+            else (self._adapter())
+        )
+        return hasattr(adapter, attr)
+
+    return check
+
+
+class _BaseDomainAdapted(MetaEstimatorMixin, BaseEstimator):
+    """Fit an adapter on source + target rows, then the estimator on the source.
+
+    The adapter is a weighter (the estimator trains on the source rows with
+    its importance weights), an aligner (the estimator trains on the aligned
+    source rows, and predicts on rows mapped as target rows) or ``None``
+    (source only). Subclasses name the adapter parameter through
+    ``_adapter``.
+    """
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "weighter": [HasMethods(["fit", "compute_weights"]), None],
+        "adapter": [HasMethods(["fit"]), None],
     }
     # sample_domain is requested by default, so routing-enabled CV tools pass
     # it without a set_fit_request call.
     __metadata_request__fit = {"sample_domain": True}
 
-    def __init__(self, estimator, *, weighter=None):
+    def __init__(self, estimator, *, adapter=None):
         self.estimator = estimator
-        self.weighter = weighter
+        self.adapter = adapter
+
+    def _adapter(self):
+        """The adapter to fit (a parameter, or a default)."""
+        return self.adapter
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, sample_domain=None, **fit_params):
-        """Fit the weighter on all rows, then the estimator on the source rows.
+        """Fit the adapter on all rows, then the estimator on the source rows.
 
         Parameters
         ----------
@@ -113,31 +169,38 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        X, y, is_source = self._check_fit_inputs(X, y, sample_domain)
-        inner_params = self._inner_fit_params(X, fit_params, is_source)
-        weighter = (
-            self.weighter if self.weighter is not None else DiscriminativeWeighter()
-        )
-        self.weighter_ = clone(weighter).fit(X, sample_domain=sample_domain)
-        self.sample_weight_ = self.weighter_.weights_[is_source]
+        adapter = self._adapter()
+        kind = adapter_kind(adapter)
+        X, y, is_source = self._check_fit_inputs(X, y, sample_domain, kind)
+        inner_params = self._inner_fit_params(X, fit_params, is_source, kind)
+        self.adapter_ = None if adapter is None else clone(adapter)
+        features = X
+        if kind == "weighter":
+            self.weighter_ = self.adapter_.fit(X, sample_domain=sample_domain)
+            self.sample_weight_ = self.weighter_.weights_[is_source]
+            inner_params["sample_weight"] = self.sample_weight_
+        elif kind == "aligner":
+            self.adapter_.fit(X, sample_domain=sample_domain)
+            features = self.adapter_.transform(X, sample_domain=sample_domain)
         self.estimator_ = clone(self.estimator).fit(
-            X[is_source],
-            y[is_source],
-            sample_weight=self.sample_weight_,
-            **inner_params,
+            features[is_source], y[is_source], **inner_params
         )
+        # Target rows as the deployed model sees them, for the scorers.
+        self.target_features_ = kept_target_rows(self._features(X[~is_source]))
         return self
 
-    def _check_fit_inputs(self, X, y, sample_domain):
+    def _check_fit_inputs(self, X, y, sample_domain, kind):
         """Validated ``X``, ``y`` and the mask of source rows."""
-        if not has_fit_parameter(self.estimator, "sample_weight"):
+        weighted = kind == "weighter"
+        if weighted and not has_fit_parameter(self.estimator, "sample_weight"):
             # Never resample instead: a resampled fit is a different estimator
             # with extra variance (ADAPT does this silently).
             raise TypeError(
-                f"{type(self).__name__} needs an estimator whose fit takes "
-                f"`sample_weight`; {type(self.estimator).__name__}.fit does not. "
-                "Choose an estimator that accepts sample_weight (for a Pipeline, "
-                "put this meta-estimator as the pipeline's last step instead)."
+                f"{type(self).__name__} with a weighter needs an estimator whose "
+                f"fit takes `sample_weight`; {type(self.estimator).__name__}.fit "
+                "does not. Choose an estimator that accepts sample_weight (for a "
+                "Pipeline, put this meta-estimator as the pipeline's last step "
+                "instead), or an aligner as the adapter."
             )
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         y = column_or_1d(y, warn=True)
@@ -153,10 +216,10 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
             _assert_all_finite(y[is_source], input_name="y")
         return X, y, is_source
 
-    def _inner_fit_params(self, X, fit_params, is_source):
+    def _inner_fit_params(self, X, fit_params, is_source, kind):
         """The metadata routed to ``estimator.fit``, on the source rows only."""
         name = type(self).__name__
-        if "sample_weight" in fit_params:
+        if "sample_weight" in fit_params and kind == "weighter":
             raise TypeError(
                 f"{name}.fit got `sample_weight`, but it trains the estimator "
                 "with the importance weights as sample_weight. Leave the "
@@ -199,8 +262,11 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
             )
         )
 
+    @available_if(_adapter_has("compute_weights"))
     def compute_weights(self, X, *, sample_domain=None):
         """Importance weights of ``X`` from the fitted weighter.
+
+        Only when the adapter is a weighter.
 
         Parameters
         ----------
@@ -216,14 +282,16 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
             Non-negative importance weights.
         """
         check_is_fitted(self)
-        return self.weighter_.compute_weights(X, sample_domain=sample_domain)
+        return self.adapter_.compute_weights(X, sample_domain=sample_domain)
 
-    def _checked(self, X):
-        check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+    def domain_features(self, X):
+        """The features the fitted estimator predicts from, for new rows.
 
-    def predict(self, X):
-        """Predict with the estimator trained on the weighted source rows.
+        Rows are treated as target rows, as in ``predict``: an aligner maps
+        them with its target map; with a weighter or no adapter they are
+        ``X`` itself. The target-aware scorers of
+        :mod:`sktransfer.model_selection` compare these features of the
+        validation rows with ``target_features_``.
 
         Parameters
         ----------
@@ -232,11 +300,65 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
 
         Returns
         -------
+        features : ndarray of shape (n_samples, n_features_out)
+            What ``estimator_`` receives.
+        """
+        return self._features(self._checked(X))
+
+    def validation_view(self, X):
+        """What the target-aware scorers evaluate on source validation rows.
+
+        Validation rows are source rows: an aligner maps them with its
+        *source* map, as the training rows were, and the estimator trained on
+        those rows is scored on them. Used by
+        :class:`~sktransfer.model_selection.DeepEmbeddedValidationScorer` and
+        :class:`~sktransfer.model_selection.ImportanceWeightedScorer`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source validation rows.
+
+        Returns
+        -------
+        estimator : estimator
+            ``estimator_``.
+
+        X_view : ndarray of shape (n_samples, n_features_out)
+            The rows as ``estimator_`` sees source rows.
+
+        features : ndarray of shape (n_samples, n_features_out)
+            The same rows, compared with ``target_features_`` (here equal to
+            ``X_view``).
+        """
+        X = self._checked(X)
+        features = self._features(X, np.ones(X.shape[0]))
+        return self.estimator_, features, features
+
+    def _features(self, X, sample_domain=None):
+        if adapter_kind(self.adapter_) == "aligner":
+            return self.adapter_.transform(X, sample_domain=sample_domain)
+        return X
+
+    def _checked(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def predict(self, X):
+        """Predict with the estimator trained on the adapted source rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input rows, treated as target rows.
+
+        Returns
+        -------
         y_pred : ndarray of shape (n_samples,)
             Predictions.
         """
-        X = self._checked(X)
-        return self.estimator_.predict(X)
+        features = self.domain_features(X)  # NotFittedError first
+        return self.estimator_.predict(features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -244,15 +366,87 @@ class _BaseImportanceWeighted(MetaEstimatorMixin, BaseEstimator):
         return tags
 
 
-# The text both meta-estimators share, written once.
-_iw_docs = Substitution(
-    description="""
+class _WeighterParameter:
+    """The ``weighter`` parameter of the importance-weighted meta-estimators.
+
+    Mixed in left of a domain-adapted meta-estimator, it names the adapter
+    ``weighter`` and defaults it to ``DiscriminativeWeighter()``; everything
+    else is the domain-adapted meta-estimator's.
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "weighter": [HasMethods(["fit", "compute_weights"]), None],
+    }
+
+    def __init__(self, estimator, *, weighter=None):
+        self.estimator = estimator
+        self.weighter = weighter
+
+    def _adapter(self):
+        return self.weighter if self.weighter is not None else DiscriminativeWeighter()
+
+
+# The text the meta-estimators share, written once.
+_meta_docs = Substitution(
+    adapted_description="""
+    ``fit(X, y, sample_domain=...)`` takes source and target rows together. It
+    fits ``adapter`` on all rows, then ``estimator`` on the source rows: with
+    a weighter, weighted by its importance weights (``sample_weight``); with
+    an aligner, on the source rows mapped into the aligned space; with
+    ``None``, on the plain source rows (the source-only baseline). Target
+    labels are ignored. At predict time new rows are target rows: an aligner
+    maps them with its target map before ``estimator_`` predicts. Since the
+    adapter is a parameter, one ``GridSearchCV`` compares weighters, aligners
+    and no adaptation. Use it as the last step of a pipeline after a feature
+    extractor, so that source and target rows get the same features.
+
+    Read more in the :ref:`User Guide <feature_alignment>`.
+    """,
+    adapter="""
+    adapter : weighter, aligner or None, default=None
+        A weighter (:class:`DiscriminativeWeighter`, :class:`KMMWeighter`,
+        :class:`KLIEPWeighter`, :class:`ULSIFWeighter`, or any object with
+        ``fit(X, sample_domain=...)``, ``weights_`` and ``compute_weights``),
+        an aligner (:class:`CORALAligner`, :class:`SubspaceAligner`, or any
+        object with ``fit(X, sample_domain=...)`` and ``transform(X,
+        sample_domain=None)``), or ``None`` for no adaptation.
+    """,
+    adapted_attributes="""
+    estimator_ : estimator
+        The fitted estimator.
+
+    adapter_ : weighter, aligner or None
+        The fitted adapter.
+
+    weighter_ : weighter
+        The fitted adapter, set only when it is a weighter; its diagnostics
+        (``effective_sample_size_``, ``domain_auc_``, ...) describe the shift.
+
+    sample_weight_ : ndarray of shape (n_source,)
+        Weights the estimator was trained with, set only with a weighter.
+
+    target_features_ : ndarray of shape (n_kept, n_features_out)
+        ``domain_features`` of the target training rows (a fixed subsample
+        of at most 2000): what the label-free scorers of
+        :mod:`sktransfer.model_selection` compare the validation rows with.
+
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in ``fit``, set only when ``X`` has
+        feature names that are all strings.
+    """,
+    iw_description="""
     ``fit(X, y, sample_domain=...)`` takes source and target rows together. It
     fits ``weighter`` on all rows, then ``estimator`` on the source rows with
     the weighter's importance weights as ``sample_weight``; target labels are
     ignored. Use it as the last step of a pipeline after a feature extractor,
     so that source and target rows get the same features. It raises rather
-    than resample when ``estimator.fit`` has no ``sample_weight``.
+    than resample when ``estimator.fit`` has no ``sample_weight``. It is the
+    domain-adapted meta-estimator with a weighter as the adapter (under the
+    parameter name ``weighter``, defaulting to a discriminative weighter).
 
     Read more in the :ref:`User Guide <domain_shift>`.
     """,
@@ -263,24 +457,6 @@ _iw_docs = Substitution(
         ``fit(X, sample_domain=...)``, ``weights_`` and ``compute_weights``).
         ``None`` uses ``DiscriminativeWeighter()``.
     """,
-    attributes="""
-    estimator_ : estimator
-        The fitted estimator.
-
-    weighter_ : weighter
-        The fitted weighter; its diagnostics (``effective_sample_size_``,
-        ``domain_auc_``, ...) describe the shift.
-
-    sample_weight_ : ndarray of shape (n_source,)
-        Weights the estimator was trained with.
-
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen in ``fit``, set only when ``X`` has
-        feature names that are all strings.
-    """,
     notes="""
     ``sample_domain`` is requested for ``fit`` by default, so with metadata
     routing enabled ``cross_val_score(..., params={"sample_domain": d})``
@@ -288,57 +464,21 @@ _iw_docs = Substitution(
     off these tools pass fit parameters through as well (inside a
     :class:`~sklearn.pipeline.Pipeline`, name the step:
     ``step__sample_domain``). For target-aware model selection see
-    :class:`~sktransfer.model_selection.SourceValidationKFold` and
-    :class:`~sktransfer.model_selection.ImportanceWeightedScorer`.
+    :class:`~sktransfer.model_selection.SourceValidationKFold`,
+    :class:`~sktransfer.model_selection.ImportanceWeightedScorer` and
+    :class:`~sktransfer.model_selection.DeepEmbeddedValidationScorer`.
 
     With routing on, other metadata that ``estimator`` requested for its
     ``fit`` (e.g. ``estimator.set_fit_request(groups=True)``) reaches it,
-    restricted to the source rows; ``sample_weight`` cannot be routed, since
-    the importance weights take its place. With routing off, ``fit`` takes
-    ``sample_domain`` only.
+    restricted to the source rows; ``sample_weight`` cannot be routed with a
+    weighter, since the importance weights take its place. With routing off,
+    ``fit`` takes ``sample_domain`` only.
     """,
 )
 
 
-@_iw_docs
-class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
-    """Train a classifier on source rows weighted toward the target domain.
-
-    %(description)s
-
-    Parameters
-    ----------
-    estimator : estimator object
-        Classifier whose ``fit`` accepts ``sample_weight``.
-
-    %(weighter)s
-
-    Attributes
-    ----------
-    %(attributes)s
-
-    classes_ : ndarray of shape (n_classes,)
-        Class labels, from the source rows.
-
-    Notes
-    -----
-    %(notes)s
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sktransfer.weighting import ImportanceWeightedClassifier
-    >>> rng = np.random.RandomState(0)
-    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 1, (100, 2))]
-    >>> y = np.r_[(X[:100, 0] > 0).astype(int), -np.ones(100)]
-    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
-    >>> model = ImportanceWeightedClassifier(LogisticRegression(), weighter=None)
-    >>> model.fit(X, y, sample_domain=sample_domain).predict(X[:2]).shape
-    (2,)
-    >>> model.sample_weight_.shape
-    (100,)
-    """
+class _AdaptedClassifier(ClassifierMixin, _BaseDomainAdapted):
+    """What a domain-adapted classifier adds: classes and probabilities."""
 
     @property
     def classes_(self):
@@ -371,11 +511,145 @@ class ImportanceWeightedClassifier(ClassifierMixin, _BaseImportanceWeighted):
     )
 
 
-@_iw_docs
-class ImportanceWeightedRegressor(RegressorMixin, _BaseImportanceWeighted):
+class _AdaptedRegressor(RegressorMixin, _BaseDomainAdapted):
+    """A domain-adapted regressor: the shared behaviour, regression scoring."""
+
+
+@_meta_docs
+class DomainAdaptedClassifier(_AdaptedClassifier):
+    """Train a classifier on source rows adapted to the target domain.
+
+    %(adapted_description)s
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Classifier (whose ``fit`` accepts ``sample_weight`` if the adapter is
+        a weighter).
+
+    %(adapter)s
+
+    Attributes
+    ----------
+    %(adapted_attributes)s
+
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, from the source rows.
+
+    See Also
+    --------
+    ImportanceWeightedClassifier : the same with a weighter, named ``weighter``.
+
+    Notes
+    -----
+    %(notes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sktransfer.adaptation import CORALAligner, DomainAdaptedClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 2, (100, 2))]
+    >>> y = np.r_[(X[:100, 0] > 0).astype(int), -np.ones(100)]
+    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = DomainAdaptedClassifier(LogisticRegression(), adapter=CORALAligner())
+    >>> model.fit(X, y, sample_domain=sample_domain).predict(X[:2]).shape
+    (2,)
+    """
+
+
+@_meta_docs
+class DomainAdaptedRegressor(_AdaptedRegressor):
+    """Train a regressor on source rows adapted to the target domain.
+
+    %(adapted_description)s
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Regressor (whose ``fit`` accepts ``sample_weight`` if the adapter is
+        a weighter).
+
+    %(adapter)s
+
+    Attributes
+    ----------
+    %(adapted_attributes)s
+
+    See Also
+    --------
+    ImportanceWeightedRegressor : the same with a weighter, named ``weighter``.
+
+    Notes
+    -----
+    %(notes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from sktransfer.adaptation import DomainAdaptedRegressor, SubspaceAligner
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 3)), rng.normal(1, 1, (100, 3))]
+    >>> y = np.r_[X[:100, 0], np.full(100, np.nan)]
+    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = DomainAdaptedRegressor(Ridge(), adapter=SubspaceAligner(n_components=2))
+    >>> model.fit(X, y, sample_domain=sample_domain).predict(X[:2]).shape
+    (2,)
+    """
+
+
+@_meta_docs
+class ImportanceWeightedClassifier(_WeighterParameter, _AdaptedClassifier):
+    """Train a classifier on source rows weighted toward the target domain.
+
+    %(iw_description)s
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Classifier whose ``fit`` accepts ``sample_weight``.
+
+    %(weighter)s
+
+    Attributes
+    ----------
+    %(adapted_attributes)s
+
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, from the source rows.
+
+    See Also
+    --------
+    DomainAdaptedClassifier : the same with any adapter (weighter or aligner).
+
+    Notes
+    -----
+    %(notes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sktransfer.weighting import ImportanceWeightedClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (100, 2)), rng.normal(1, 1, (100, 2))]
+    >>> y = np.r_[(X[:100, 0] > 0).astype(int), -np.ones(100)]
+    >>> sample_domain = np.r_[np.ones(100), -np.ones(100)]
+    >>> model = ImportanceWeightedClassifier(LogisticRegression(), weighter=None)
+    >>> model.fit(X, y, sample_domain=sample_domain).predict(X[:2]).shape
+    (2,)
+    >>> model.sample_weight_.shape
+    (100,)
+    """
+
+
+@_meta_docs
+class ImportanceWeightedRegressor(_WeighterParameter, _AdaptedRegressor):
     """Train a regressor on source rows weighted toward the target domain.
 
-    %(description)s
+    %(iw_description)s
 
     Parameters
     ----------
@@ -386,7 +660,11 @@ class ImportanceWeightedRegressor(RegressorMixin, _BaseImportanceWeighted):
 
     Attributes
     ----------
-    %(attributes)s
+    %(adapted_attributes)s
+
+    See Also
+    --------
+    DomainAdaptedRegressor : the same with any adapter (weighter or aligner).
 
     Notes
     -----

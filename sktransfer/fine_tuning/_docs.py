@@ -132,11 +132,25 @@ DOCS = dict(
     progress : bool or "auto", default="auto"
         Progress bars for training epochs and feature computation; ``"auto"``
         shows them on terminals only.
+    adaptation : {"dann", "coral"} or None, default=None
+        Deep domain adaptation to the target rows of
+        ``fit(X, y, sample_domain=...)``: ``"dann"`` trains the features
+        against a domain discriminator behind a gradient-reversal layer whose
+        coefficient follows Ganin et al.'s ``2 / (1 + exp(-10 p)) - 1`` over
+        training progress ``p``; ``"coral"`` adds the Deep CORAL loss between
+        the covariances of the source and target features of each batch.
+        Both act on the head's input features (after ``module__bottleneck``).
+    adaptation_weight : float >= 0, default=1.0
+        Factor of the adaptation loss in the training loss.
+    discriminator_width : int, default=256
+        Width of the two hidden layers of the domain discriminator
+        (``"dann"``); the discriminator is dropped when ``fit`` ends.
     **kwargs
         skorch's routed parameters: ``module__dropout`` (dropout before the
-        head), ``optimizer__*``, ``criterion__*`` (options of the loss),
-        ``iterator_train__*``, ``iterator_valid__*`` and
-        ``callbacks__<name>__*``.
+        head), ``module__bottleneck`` (a hidden layer of that width, with
+        ReLU, between the backbone and the head), ``optimizer__*``,
+        ``criterion__*`` (options of the loss), ``iterator_train__*``,
+        ``iterator_valid__*`` and ``callbacks__<name>__*``.
     """,
     fitted_attributes="""
     net_ : skorch.NeuralNet
@@ -154,6 +168,11 @@ DOCS = dict(
         The resize, crop and normalisation applied at prediction time.
     n_features_in_ : int
         Number of columns of 2-D input (only set for flattened-image input).
+    target_features_ : ndarray of shape (n_kept, n_features)
+        ``domain_features`` of the target rows (a fixed subsample of at most
+        2000), set only when ``fit`` got ``sample_domain``.
+    n_source_, n_target_ : int
+        Rows of each domain, set only when ``fit`` got ``sample_domain``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Column names of a 2-D DataFrame input (only when it has string names).
     """,
@@ -166,5 +185,14 @@ DOCS = dict(
         Non-negative weights. Split with the validation set, batched, and
         used as a normalised weighted loss (sum of w * loss over sum of w)
         in training and in the validation scores.
+    """,
+    sample_domain="""
+    sample_domain : array-like of shape (n_samples,), default=None
+        Positive for source rows, negative for target rows (whose labels are
+        ignored: give any value, e.g. -1). With it, only the source rows are
+        trained on and validated on, and the fitted model keeps
+        ``target_features_`` for the label-free scorers; with ``adaptation``
+        every training batch also draws as many target rows. Required when
+        ``adaptation`` is set.
     """,
 )

@@ -49,17 +49,43 @@ class TransferModule(nn.Module):
         The statistics that normalise each batch.
     dropout : float, default=0.0
         Dropout before the head (``module__dropout``).
+    bottleneck : int or None, default=None
+        Width of a hidden layer (linear + ReLU) between the trunk and the
+        head (``module__bottleneck``); its output is what domain adaptation
+        aligns, so it lets adaptation work with a frozen backbone.
     """
 
-    def __init__(self, trunk, n_features, n_outputs, preprocessing, dropout=0.0):
+    def __init__(
+        self, trunk, n_features, n_outputs, preprocessing, dropout=0.0, bottleneck=None
+    ):
         super().__init__()
         self.trunk = trunk
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, n_outputs))
+        hidden = [nn.Linear(n_features, bottleneck), nn.ReLU()] if bottleneck else []
+        width = bottleneck or n_features
+        self.head = nn.Sequential(
+            *hidden, nn.Dropout(dropout), nn.Linear(width, n_outputs)
+        )
         self.preprocessing = preprocessing
         self.precomputed = False
 
+    # --- domain adaptation (sktransfer.adaptation._deep.DomainAdaptation) ---
+    def features(self, x):
+        """The head's input features of a batch of images or of embeddings."""
+        if not self.precomputed:
+            x = normalize_batch(x, self.preprocessing)
+            x = self.trunk(x.contiguous(memory_format=torch.channels_last))
+        return self.head[:-1](x)
+
+    def classify(self, features):
+        """The head's last layer on ``features``."""
+        return self.head[-1](features)
+
     def forward(self, x):
         """Logits (or raw outputs) of a batch of images or of embeddings."""
+        adaptation = getattr(self, "adaptation", None)
+        if adaptation is not None and isinstance(x, tuple | list):
+            # A (source, target) batch pair: adaptation keeps its loss.
+            return adaptation(self, *x)
         if self.precomputed:
             return self.head(x)
         x = normalize_batch(x, self.preprocessing)
@@ -229,14 +255,24 @@ class FineTuneNet(NeuralNet):
         """``sum(w * loss) / sum(w)``: a batch whose weights are all zero adds 0."""
         y, w = (t.to(y_pred.device) for t in y_true)
         losses = per_sample_losses(self.criterion_, y_pred, y)
-        return (w * losses).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+        loss = (w * losses).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+        return loss + self.adaptation_penalty(training)
+
+    def adaptation_penalty(self, training):
+        """The domain-adaptation loss of the last training batch (else 0)."""
+        adaptation = getattr(self.module_, "adaptation", None)
+        penalty = getattr(adaptation, "penalty", None)
+        if not training or penalty is None:
+            return 0.0
+        adaptation.penalty = None  # one batch's loss is added once
+        return penalty
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Tell the training data which epoch it serves."""
         super().on_epoch_begin(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
-        if isinstance(dataset_train, FitDataset):
+        if hasattr(dataset_train, "epoch"):  # FitDataset, or DomainPairs
             # New augmentations each epoch; workers copy the dataset per epoch.
             dataset_train.epoch = len(self.history) - 1
 
