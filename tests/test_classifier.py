@@ -686,3 +686,13 @@ def test_continuous_y_to_the_classifier_raises():
     X, _ = blobs(8)
     with pytest.raises(ValueError, match=r"Unknown label type: continuous"):
         tiny(max_epochs=1).fit(X, np.linspace(0, 1, 8))
+
+
+@pytest.mark.parametrize("missing", [None, float("nan")])
+def test_a_missing_label_is_named_with_its_index(missing):
+    X, _ = blobs(6)
+    y = ["cat", "dog", "cat", missing, "dog", "cat"]
+    with pytest.raises(
+        ValueError, match=r"y\[3\] is (None|nan): every sample needs a label"
+    ):
+        tiny(max_epochs=1).fit(X, y)

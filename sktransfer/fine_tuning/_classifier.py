@@ -139,6 +139,7 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
 
     # ---------------------------------------------------------- task hooks
     def _check_targets(self, y):
+        _check_no_missing_labels(y)
         if type_of_target(y) == "multilabel-indicator":
             return check_array(y, dtype=None, accept_sparse=False, input_name="y")
         y = column_or_1d(y, warn=True)
@@ -239,3 +240,18 @@ class FineTunedClassifier(ClassifierMixin, BaseFineTuner):
         if self._multilabel:
             return (proba > 0.5).astype(np.int64)
         return self.classes_[np.argmax(proba, axis=1)]
+
+
+def _check_no_missing_labels(y) -> None:
+    """Name a missing label (``None``, NaN) among labels, with its index.
+
+    Without this, sorting the classes fails with Python's "'<' not supported
+    between instances of 'NoneType' and 'str'", which names neither.
+    """
+    labels = np.asarray(y, dtype=object).reshape(-1)
+    for i, label in enumerate(labels):
+        if label is None or (isinstance(label, float) and label != label):
+            raise ValueError(
+                f"y[{i}] is {label!r}: every sample needs a label (a string, an "
+                "integer, ...). Drop the unlabelled samples, or give them a label."
+            )
