@@ -7,18 +7,9 @@ import textwrap
 import joblib
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
-from conftest import make_tiny_cnn
 from sklearn.model_selection import GridSearchCV
-from sklearn.utils import _safe_indexing
-from sklearn.utils.estimator_checks import parametrize_with_checks
-from test_classifier import (  # noqa: F401 (one_thread: an autouse fixture)
-    EXPECTED_FAILED_CHECKS,
-    _pythonpath,
-    one_thread,
-    tiny,
-)
+from test_classifier import _pythonpath, tiny
 from torch import nn
 
 from sktransfer import FineTunedClassifier
@@ -30,6 +21,9 @@ from sktransfer.adaptation import (
     grad_reverse,
 )
 from sktransfer.model_selection import SourceValidationKFold
+
+# Tiny tensors: one torch thread (see conftest's one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------ layers and losses
@@ -240,45 +234,3 @@ def test_grid_search_over_adaptation_methods():
     )
     search.fit(X, y, groups=domain, sample_domain=domain)
     assert len(search.cv_results_["mean_test_score"]) == 3
-
-
-class NoShiftFineTunedClassifier(FineTunedClassifier):
-    """Check harness: without ``sample_domain`` each row is fed once per domain."""
-
-    def fit(self, X, y, sample_weight=None, sample_domain=None):
-        # (sparse input goes through unchanged: the estimator's own check
-        # is what the checks see)
-        if sample_domain is None and not sp.issparse(X):
-            X = X if hasattr(X, "iloc") else np.asarray(X)
-            n = X.shape[0]
-            X = _safe_indexing(X, np.r_[np.arange(n), np.arange(n)])
-            y = np.concatenate([np.asarray(y), np.asarray(y)]) if y is not None else y
-            if sample_weight is not None:
-                sample_weight = np.asarray(sample_weight)
-                sample_weight = np.concatenate([sample_weight, sample_weight])
-            sample_domain = np.r_[np.ones(n), -np.ones(n)]
-        return super().fit(X, y, sample_weight, sample_domain=sample_domain)
-
-
-@parametrize_with_checks(
-    [
-        NoShiftFineTunedClassifier(
-            make_tiny_cnn(width=4),
-            adaptation=method,
-            discriminator_width=8,
-            image_shape=(1, -1),
-            image_size=8,
-            max_epochs=5,
-            batch_size=16,
-            augment=False,
-            lr=0.05,
-            random_state=0,
-            progress=False,
-        )
-        for method in ["dann", "coral"]
-    ],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-)
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_sklearn_common_checks(estimator, check):
-    check(estimator)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import joblib
 import numpy as np
 import pytest
-from _helpers import make_tiny_cnn, no_shift, run_in_fresh_process
+from _helpers import make_tiny_cnn, no_shift, no_shift_fine_tuner, run_in_fresh_process
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -267,6 +267,19 @@ def _aligner_cases():
 
 
 CASES += list(_aligner_cases())
+CASES += [
+    Case(
+        f"classifier-{method}",
+        no_shift_fine_tuner(FineTunedClassifier)(
+            make_tiny_cnn(width=4),
+            adaptation=method,
+            discriminator_width=8,
+            **_TINY_CLASSIFIER,
+        ),
+        {**MODULE_HASH, **MINI_BATCH},
+    )
+    for method in ("dann", "coral")
+]
 _BY_ID = {id(case.estimator): case for case in CASES}
 _PERSISTED = [case for case in CASES if case.fit is not None]
 

@@ -410,7 +410,7 @@ def test_scorer_errors():
 
 
 def test_scorers_work_for_a_deep_adapted_estimator():
-    from conftest import make_tiny_cnn
+    from _helpers import make_tiny_cnn
 
     from sktransfer import FineTunedClassifier
     from sktransfer.model_selection import DeepEmbeddedValidationScorer

@@ -5,11 +5,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_cnn
-from test_classifier import blobs, one_thread, tiny  # noqa: F401 (autouse)
+from _helpers import make_tiny_cnn
+from test_classifier import blobs, tiny
 
 from sktransfer.backbones import load_backbone
 from sktransfer.fine_tuning._regularization import L2SP
+
+# Tiny tensors: one torch thread (see conftest's one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pretrained_trunk():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 import torch
-from conftest import make_tiny_cnn
+from _helpers import make_tiny_cnn
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
