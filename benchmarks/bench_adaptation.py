@@ -299,8 +299,10 @@ def epoch_cost(data, weights_path, args):
     """Seconds per epoch with the top groups trainable: images every step."""
     images_s, labels_s, images_t, _ = data
     n = args.cost_rows
-    X = np.concatenate([images_s[:n], images_t[:n]])
-    y = np.r_[labels_s[:n], -np.ones(n, int)]
+    rows = np.random.RandomState(0).permutation(len(labels_s))
+    source, target = rows[:n], rows[n : 2 * n]
+    X = np.concatenate([images_s[source], images_t[target]])
+    y = np.r_[labels_s[source], -np.ones(n, int)]
     domain = np.r_[np.ones(n), -np.ones(n)]
     seconds = {}
     for name, params in (
@@ -406,8 +408,8 @@ def main():
         run_seed(seed, data, embeddings, weights_path, args)
         for seed in range(args.seeds)
     ]
-    cost = None if args.skip_cost else epoch_cost(data, weights_path, args)
     rows = summarise(per_seed)
+    cost = None if args.skip_cost else epoch_cost(data, weights_path, args)
     print(
         f"MNIST -> MNIST-M, EfficientNet-Lite0 at {args.image_size} px, "
         f"{args.n_source} source / {args.n_target} target (unlabelled) / "
