@@ -48,8 +48,12 @@ SCORE_TOLERANCE = 0.06
 
 
 def _extractor():
+    # weights=None re-initialises the module, so it needs a random_state for
+    # the workers and this process to build the same network (without one,
+    # every fit draws a new network and the scores compared below differ by
+    # chance: seen in CI).
     return PretrainedFeatureExtractor(
-        make_tiny_cnn(), weights=None, image_size=16, progress=False
+        make_tiny_cnn(), weights=None, image_size=16, random_state=0, progress=False
     )
 
 
@@ -74,6 +78,12 @@ def test_grid_search_pipeline_on_dask(client, images):
         atol=SCORE_TOLERANCE,
     )
     assert remote.best_estimator_.score(X, y) > 0.9
+    # The network fitted on a worker is the one fitted here.
+    np.testing.assert_allclose(
+        remote.best_estimator_[0].transform(X),
+        local.best_estimator_[0].transform(X),
+        atol=1e-5,
+    )
 
 
 def test_grid_search_fine_tuned_classifier_on_dask(client, images):
