@@ -38,7 +38,10 @@ Deep CORAL and DANN with the top ``--unfreeze-groups`` layer groups of the
 backbone trainable (images through the network every step), the cost the
 issue bounds at 2.2x.
 
-Run (about 5 minutes on 2 shared cores with the defaults)::
+Run (24 minutes on 2 cores with the defaults, most of it in the cross-fitted
+domain classifiers of importance weighting and DEV; at ``--image-size 64``
+logistic regression converges more slowly: a 5-seed run was stopped after 50
+minutes, in its third seed)::
 
     python benchmarks/bench_adaptation.py --seeds 5 --n-source 2000 \
         --n-target 1000 --n-test 1000 --image-size 32
