@@ -119,7 +119,7 @@ DOCS = dict(
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         ``"bfloat16"`` trains and predicts under autocast. It speeds up
         prediction on CPUs with bfloat16 units and training on recent GPUs,
-        but not training on a CPU (resnet18 trained at 0.8-0.9x of float32 on
+        but not training on a CPU (resnet18 trained at 0.77-0.92x of float32 on
         a 2-core CPU with bf16 units; see the fine-tuning guide's *Training
         speed*). ``"float16"`` is for CUDA only.
     callbacks : list of (str, skorch.callbacks.Callback) or None, default=None
