@@ -57,6 +57,14 @@ SUBSET_BATCHES = {
         "differ by ~1e-5 relative; the check compares at rtol=1e-7"
     )
 }
+BATCH_ORDER = {
+    "check_methods_sample_order_invariance": (
+        "float32 network: a permuted X puts other rows together in each batch "
+        "of 16, and the CPU kernels sum in another order, so probabilities "
+        "differ by ~3e-7 relative (seen for the Deep CORAL classifier); the "
+        "check compares at rtol=1e-7"
+    )
+}
 MINI_BATCH = {
     "check_sample_weight_equivalence_on_dense_data": (
         "mini-batch SGD: weighting a sample by 2 is not the same optimisation "
@@ -276,7 +284,7 @@ CASES += [
             discriminator_width=8,
             **_TINY_CLASSIFIER,
         ),
-        {**MODULE_HASH, **MINI_BATCH},
+        {**MODULE_HASH, **MINI_BATCH, **BATCH_ORDER},
     )
     for method in ("dann", "coral")
 ]
