@@ -109,6 +109,9 @@ def run_in_fresh_process(code: str, tmp_path, timeout=300):
         "CUDA_VISIBLE_DEVICES": "",
         "TORCH_HOME": str(tmp_path / "empty_torch_home"),
         "PYTHONPATH": os.pathsep.join([os.getcwd(), os.path.dirname(__file__)]),
+        # Torch's thread count picks the CPU kernels (and their summation
+        # order): the new process uses this one's, so outputs can be identical.
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
     }
     subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],

@@ -117,6 +117,9 @@ def _load_outputs_in_fresh_process(cases, tmp_path):
         "CUDA_VISIBLE_DEVICES": "",
         "TORCH_HOME": str(tmp_path / "empty_torch_home"),
         "HF_HUB_OFFLINE": "1",
+        # Torch's thread count picks the CPU kernels (and their summation
+        # order): the new process uses this one's, so outputs can be identical.
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
     }
     subprocess.run(
         [sys.executable, "-c", code],
