@@ -90,11 +90,29 @@ def no_shift(cls):
     return harnessed
 
 
-def run_in_fresh_process(code: str, tmp_path, timeout=300):
-    """Run Python ``code`` in a new process: no network, no GPU, no torch hub.
+def fresh_process_env(tmp_path):
+    """Environment of a new test process: no GPU, an empty torch hub, offline.
 
     ``sys.path`` holds the working directory and this folder, so a user's own
     ``nn.Module`` class (``TinyCNN``) and the harness classes import there.
+    Torch's thread count picks the CPU kernels (and their summation order),
+    so the new process gets this one's rather than whatever ``OMP_NUM_THREADS``
+    says: outputs can then be compared for equality.
+    """
+    return {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "TORCH_HOME": str(tmp_path / "empty_torch_home"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.path.dirname(__file__)]),
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+    }
+
+
+def run_in_fresh_process(code: str, tmp_path, timeout=300):
+    """Run Python ``code`` in a new process: no network, no GPU, no torch hub.
+
+    The environment is :func:`fresh_process_env`'s.
     """
     prelude = textwrap.dedent(
         """
@@ -104,19 +122,10 @@ def run_in_fresh_process(code: str, tmp_path, timeout=300):
         socket.socket.connect = _no_network
         """
     )
-    env = {
-        **os.environ,
-        "CUDA_VISIBLE_DEVICES": "",
-        "TORCH_HOME": str(tmp_path / "empty_torch_home"),
-        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.path.dirname(__file__)]),
-        # Torch's thread count picks the CPU kernels (and their summation
-        # order): the new process uses this one's, so outputs can be identical.
-        "OMP_NUM_THREADS": str(torch.get_num_threads()),
-    }
     subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],
         check=True,
-        env=env,
+        env=fresh_process_env(tmp_path),
         timeout=timeout,
     )
 

@@ -5,6 +5,8 @@ The same code runs against a real cluster with ``Client("tcp://scheduler:8786")`
 *processes*, so estimators really are pickled to the workers.
 """
 
+import os
+
 import joblib
 import numpy as np
 import pytest
@@ -22,6 +24,9 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed writes its workers' settings (OMP_NUM_THREADS=1, ...) into
+    # this process's os.environ; later tests' subprocesses must not inherit them.
+    environ = dict(os.environ)
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     )
@@ -29,6 +34,8 @@ def client():
     yield client
     client.close()
     cluster.close()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
