@@ -80,8 +80,14 @@ class PretrainedFeatureExtractor(TransformerMixin, PortableState, BaseEstimator)
         is 2 on a CPU with at least 2 torch threads for the networks built from
         a model name (about 1.1-1.4x faster here), and 1 on GPUs and for your
         own ``nn.Module``, whose forward pass (or hooks) may keep state that two
-        threads must not share: set 2 if yours does not. Embeddings do not
-        depend on it. ``compile=True`` and ``num_workers > 0`` run one stream.
+        threads must not share: set 2 if yours does not. Embeddings agree
+        with one stream's to float rounding only (up to about 1e-5 for
+        EfficientNet-Lite0 at 32 px): each stream's kernels run on fewer
+        threads and may sum in another order, and with 2 streams the result
+        can also depend on earlier ``torch.set_num_threads`` calls in the
+        process. Use ``streams=1`` for embeddings reproducible bit for bit
+        across processes. ``compile=True`` and ``num_workers > 0`` run one
+        stream.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         ``"bfloat16"`` runs under autocast: about 2.4x faster than float32
         for resnet18 on a 2-core CPU with bf16 units (see the GPU and speed

@@ -1,7 +1,6 @@
 """Safe persistence: skops files, safetensors weights, ONNX export, model cards."""
 
 import hashlib
-import os
 import pickle
 import re
 import subprocess
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 import torch
-from _helpers import make_tiny_cnn
+from _helpers import fresh_process_env, make_tiny_cnn
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -112,21 +111,12 @@ def _load_outputs_in_fresh_process(cases, tmp_path):
     for name, (path, method, data) in cases.items():
         lines.append("\t".join([name, str(path), method, str(data)]))
         lines[-1] += f"\t{tmp_path / (name + '.out.npy')}"
-    env = {
-        **os.environ,
-        "CUDA_VISIBLE_DEVICES": "",
-        "TORCH_HOME": str(tmp_path / "empty_torch_home"),
-        "HF_HUB_OFFLINE": "1",
-        # Torch's thread count picks the CPU kernels (and their summation
-        # order): the new process uses this one's, so outputs can be identical.
-        "OMP_NUM_THREADS": str(torch.get_num_threads()),
-    }
     subprocess.run(
         [sys.executable, "-c", code],
         input="\n".join(lines),
         text=True,
         check=True,
-        env=env,
+        env=fresh_process_env(tmp_path),
         timeout=600,
     )
     return {name: np.load(tmp_path / (name + ".out.npy")) for name in cases}
@@ -141,6 +131,10 @@ def test_skops_round_trip_in_fresh_process_without_cuda(
         "timm:tf_efficientnet_lite0",
         weights=lite0_weights,
         image_size=32,
+        # Two streams agree with one only to float rounding, and depend on
+        # this process's thread history (see ``streams``): bit-for-bit
+        # equality across processes needs one.
+        streams=1,
         progress=False,
     )
     objects = {
