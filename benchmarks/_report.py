@@ -67,6 +67,21 @@ def table(columns, rows):
         )
 
 
+def cpu_bf16_units():
+    """The CPU's bfloat16 flags (``amx_bf16``, ``avx512_bf16``), as Linux lists them.
+
+    bfloat16 training speed depends on them: with AMX, resnet18 trained 2.1-2.6x
+    faster than float32; on a machine of the same kind without it recorded,
+    0.77-0.92x. Empty where ``/proc/cpuinfo`` is missing or lists neither.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return []
+    return sorted({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+
+
 def write_json(name, **data):
     """Write ``results/<name>.json`` with the machine's facts added."""
     RESULTS.mkdir(exist_ok=True)
@@ -75,6 +90,7 @@ def write_json(name, **data):
         threads=torch.get_num_threads(),
         cpu_count=os.cpu_count(),
         load_average=os.getloadavg(),
+        cpu_bf16_units=cpu_bf16_units(),
     )
     out.write_text(json.dumps(data, indent=2))
     print(f"wrote {out}")

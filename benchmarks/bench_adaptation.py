@@ -38,13 +38,12 @@ Deep CORAL and DANN with the top ``--unfreeze-groups`` layer groups of the
 backbone trainable (images through the network every step), the cost the
 issue bounds at 2.2x.
 
-Run (24 minutes on 2 cores with the defaults, most of it in the cross-fitted
-domain classifiers of importance weighting and DEV; at ``--image-size 64``
-logistic regression converges more slowly: a 5-seed run was stopped after 50
-minutes, in its third seed)::
+Run (14.5 minutes on 2 cores with the defaults, under 3 minutes per seed,
+most of it in the cross-fitted domain classifiers of importance weighting and
+DEV; ``--image-size 32`` gives weaker features for every method)::
 
     python benchmarks/bench_adaptation.py --seeds 5 --n-source 2000 \
-        --n-target 1000 --n-test 1000 --image-size 32
+        --n-target 1000 --n-test 1000 --image-size 64
 
 It prints the table and writes ``benchmarks/results/bench_adaptation.json``.
 """
@@ -375,7 +374,7 @@ def main():
     parser.add_argument("--n-source", type=int, default=2000)
     parser.add_argument("--n-target", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--cost-rows", type=int, default=256)
     parser.add_argument("--unfreeze-groups", type=int, default=1)

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 import torch
-from _report import arguments, parse, table, write_json
+from _report import arguments, cpu_bf16_units, parse, table, write_json
 from PIL import Image
 from torch import nn
 
@@ -240,7 +240,8 @@ def main():
     print(
         f"resnet18, batch {BATCH}, {n} images per epoch, {args.repeats} repeats, "
         f"CPU threads {torch.get_num_threads()}, load average "
-        f"{os.getloadavg()[0]:.1f} at the end"
+        f"{os.getloadavg()[0]:.1f} at the end, CPU bfloat16 units: "
+        f"{', '.join(cpu_bf16_units()) or 'none listed'}"
     )
     table(
         [

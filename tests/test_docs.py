@@ -36,6 +36,11 @@ def test_fastai_recipe_quotes_one_discriminative_lr():
     assert 0.008 < value**groups < 0.012
 
 
+# bfloat16 training speed-ups measured by bench_training_speed.py, one
+# figure per machine (with and without AMX units among the CPU's flags).
+TRAINING_FIGURES = ("2.1-2.6x", "0.77-0.92x")
+
+
 def test_bfloat16_speedup_is_quoted_once():
     figures = set()
     for path, text in _text(DOCS + PACKAGE).items():
@@ -45,16 +50,17 @@ def test_bfloat16_speedup_is_quoted_once():
         ):
             figures.add((match.group(0)[-12:], path.name))
             training = "train" in match.group(0) or "epoch" in match.group(0)
-            assert training == match.group(0).endswith("0.77-0.92x"), (
+            assert training == match.group(0).endswith(TRAINING_FIGURES), (
                 f"{path.name}: {match.group(0)!r}"
             )
     quoted = {
         re.search(r"(\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?)\s?[x×]$", f).group(1)
         for f, _ in figures
     }
-    # Inference: 2.4x faster (bench_extraction); training on the CPU: 0.77-0.92x
-    # of float32 (bench_training_speed), each quoted with one figure everywhere.
-    assert quoted == {"2.4", "0.77-0.92"}, figures
+    # Inference: 2.4x faster (bench_extraction); training on the CPU
+    # (bench_training_speed): 2.1-2.6x on a CPU with AMX units, 0.77-0.92x of
+    # float32 on an earlier machine; each quoted with one figure everywhere.
+    assert quoted == {"2.4", "2.1-2.6", "0.77-0.92"}, figures
 
 
 def test_documented_attributes_exist():

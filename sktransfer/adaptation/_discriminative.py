@@ -53,8 +53,9 @@ class DiscriminativeWeighter(BaseWeighter):
         Domain classifier. ``None`` uses
         ``LogisticRegressionCV(Cs=(1e-6, ..., 1e-1, 1), cv=3,
         scoring="neg_log_loss", solver="newton-cg", max_iter=1000)``: a
-        logistic regression whose ``C`` is chosen by an inner 3-fold cross-validation of the log-loss on
-        the training rows of each cross-fitting fold (so no row is weighted by
+        logistic regression whose ``C`` is chosen by an inner 3-fold
+        cross-validation of the log-loss on the training rows of each
+        cross-fitting fold (so no row is weighted by
         a model that saw it, even through the choice of ``C``). Its log-odds
         are linear in ``x``: exact for Gaussian mean shifts, a first-order
         approximation otherwise. Give a more flexible model (e.g. polynomial

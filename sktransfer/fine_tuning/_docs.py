@@ -118,10 +118,12 @@ DOCS = dict(
         DataLoader worker processes decoding and augmenting images.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         ``"bfloat16"`` trains and predicts under autocast. It speeds up
-        prediction on CPUs with bfloat16 units and training on recent GPUs,
-        but not training on a CPU (resnet18 trained at 0.77-0.92x of float32 on
-        a 2-core CPU with bf16 units; see the fine-tuning guide's *Training
-        speed*). ``"float16"`` is for CUDA only.
+        prediction on CPUs with bfloat16 units and training on recent GPUs;
+        bfloat16 training on a CPU depends on its units: resnet18 trained
+        2.1-2.6x faster than float32 on a 2-core CPU with AMX, and at
+        0.77-0.92x of float32 on another (see the fine-tuning guide's
+        *Training speed*: measure on your machine).
+        ``"float16"`` is for CUDA only.
     callbacks : list of (str, skorch.callbacks.Callback) or None, default=None
         Extra skorch callbacks, run after the built-in ones (``"freezer"``,
         ``"lr_schedule"``, ``"early_stopping"``, ``"progress_bar"``, ``"l2sp"``).
