@@ -70,9 +70,8 @@ def table(columns, rows):
 def cpu_bf16_units():
     """The CPU's bfloat16 flags (``amx_bf16``, ``avx512_bf16``), as Linux lists them.
 
-    bfloat16 training speed depends on them: with AMX, resnet18 trained 2.1-2.6x
-    faster than float32; on a machine of the same kind without it recorded,
-    0.77-0.92x. Empty where ``/proc/cpuinfo`` is missing or lists neither.
+    bfloat16 training speed depends on them (see the fine-tuning guide's
+    *Training speed*). Empty where ``/proc/cpuinfo`` is missing or lists neither.
     """
     try:
         with open("/proc/cpuinfo") as f:
