@@ -38,7 +38,7 @@ Deep CORAL and DANN with the top ``--unfreeze-groups`` layer groups of the
 backbone trainable (images through the network every step), the cost the
 issue bounds at 2.2x.
 
-Run (14.5 minutes on 2 cores with the defaults, under 3 minutes per seed,
+Run (14 minutes on 2 cores with the defaults, under 3 minutes per seed,
 most of it in the cross-fitted domain classifiers of importance weighting and
 DEV; ``--image-size 32`` gives weaker features for every method)::
 

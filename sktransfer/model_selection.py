@@ -209,14 +209,18 @@ def _adapted_view(estimator, X):
     return (*adapted.validation_view(X), adapted.target_features_)
 
 
-def _feature_weights(features, target_features, weighter):
+def _feature_weights(features, target_features, weighter, random_state):
     """Importance weights of validation rows, estimated in the model's features.
 
     ``weighter`` (``DiscriminativeWeighter()`` when None) is fitted on the
     validation rows (source) and the kept target rows; the weights have mean
-    1 over the validation rows.
+    1 over the validation rows. A weighter whose ``random_state`` is None
+    takes the scorer's ``random_state``, so that its folds are the same for
+    every candidate a search scores (and in every run, for an int).
     """
     weighter = clone(weighter if weighter is not None else DiscriminativeWeighter())
+    if weighter.get_params().get("random_state", 0) is None:
+        weighter.set_params(random_state=random_state)
     stacked = np.r_[np.asarray(features, float), np.asarray(target_features, float)]
     domain = np.r_[np.ones(len(features)), -np.ones(len(target_features))]
     with warnings.catch_warnings():
@@ -226,6 +230,16 @@ def _feature_weights(features, target_features, weighter):
         warnings.simplefilter("ignore", LowEffectiveSampleSizeWarning)
         weighter.fit(stacked, sample_domain=domain)
     return weighter.weights_[: len(features)]
+
+
+def _repr_extra(scorer):
+    """``", weighter=..., random_state=..."`` for the parameters not at default."""
+    extra = ""
+    if scorer.weighter is not None:
+        extra += f", weighter={scorer.weighter!r}"
+    if not (isinstance(scorer.random_state, int) and scorer.random_state == 0):
+        extra += f", random_state={scorer.random_state!r}"
+    return extra
 
 
 class _TargetAwareScorer:
@@ -315,6 +329,13 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
         Weights the validation rows in the estimator's features when it has
         no ``compute_weights``; ``None`` uses ``DiscriminativeWeighter()``.
 
+    random_state : int, RandomState instance or None, default=0
+        Seeds ``weighter`` (its cross-fitting folds and domain classifier)
+        when the weighter's own ``random_state`` is None. The default, a
+        fixed seed, scores every candidate of a search with the same folds
+        and makes scores repeat from run to run; ``None`` draws fresh folds
+        at every call, which adds noise to the comparison of candidates.
+
     See Also
     --------
     DeepEmbeddedValidationScorer : the same weights, with a control variate.
@@ -373,12 +394,13 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
     True
     """
 
-    def __init__(self, scoring="accuracy", *, weighter=None):
+    def __init__(self, scoring="accuracy", *, weighter=None, random_state=0):
         self.scoring = scoring
         self.weighter = weighter
+        self.random_state = random_state
 
     def __repr__(self):
-        extra = "" if self.weighter is None else f", weighter={self.weighter!r}"
+        extra = _repr_extra(self)
         return f"ImportanceWeightedScorer(scoring={self.scoring!r}{extra})"
 
     def _weighted_view(self, estimator, X):
@@ -390,7 +412,10 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
             if view is None:
                 raise
             scored, X_scored, features, target = view
-            return scored, X_scored, _feature_weights(features, target, self.weighter)
+            weights = _feature_weights(
+                features, target, self.weighter, self.random_state
+            )
+            return scored, X_scored, weights
 
     def _weights(self, estimator, X):
         weighted = _unwrap_weighted(estimator)
@@ -464,6 +489,13 @@ class DeepEmbeddedValidationScorer(_TargetAwareScorer):
         uses ``DiscriminativeWeighter()`` (a calibrated, cross-fitted
         logistic domain classifier, as in You et al.).
 
+    random_state : int, RandomState instance or None, default=0
+        Seeds ``weighter`` (its cross-fitting folds and domain classifier)
+        when the weighter's own ``random_state`` is None. The default, a
+        fixed seed, scores every candidate of a search with the same folds
+        and makes scores repeat from run to run; ``None`` draws fresh folds
+        at every call, which adds noise to the comparison of candidates.
+
     See Also
     --------
     ImportanceWeightedScorer : the weighted validation score, without the
@@ -503,11 +535,12 @@ class DeepEmbeddedValidationScorer(_TargetAwareScorer):
     2
     """
 
-    def __init__(self, *, weighter=None):
+    def __init__(self, *, weighter=None, random_state=0):
         self.weighter = weighter
+        self.random_state = random_state
 
     def __repr__(self):
-        extra = "" if self.weighter is None else f"weighter={self.weighter!r}"
+        extra = _repr_extra(self).removeprefix(", ")
         return f"DeepEmbeddedValidationScorer({extra})"
 
     def _score(self, estimator, X, y_true):
@@ -521,7 +554,7 @@ class DeepEmbeddedValidationScorer(_TargetAwareScorer):
                 f"{type(estimator).__name__}."
             )
         scored, X_scored, features, target = view
-        weights = _feature_weights(features, target, self.weighter)
+        weights = _feature_weights(features, target, self.weighter, self.random_state)
         losses = _per_row_loss(scored, X_scored, y_true)
         return -deep_embedded_validation(losses, weights)
 

@@ -388,6 +388,37 @@ def test_dev_estimates_the_target_loss_better_than_plain_validation():
     assert abs(dev_loss - true_loss) < abs(plain_loss - true_loss)
 
 
+@pytest.mark.parametrize("kind", ["dev", "iw"])
+def test_scorer_random_state_fixes_the_weighters_folds(kind):
+    from sktransfer.adaptation import CORALAligner, DomainAdaptedClassifier
+    from sktransfer.model_selection import DeepEmbeddedValidationScorer
+
+    def make(**params):
+        if kind == "dev":
+            return DeepEmbeddedValidationScorer(**params)
+        return ImportanceWeightedScorer("neg_log_loss", **params)
+
+    X, y, domain = covariate_shift(300, 300, seed=2)
+    fit = np.r_[np.arange(100, 300), np.arange(300, 600)]
+    model = DomainAdaptedClassifier(LogisticRegression(), adapter=CORALAligner())
+    model.fit(X[fit], np.where(domain[fit] > 0, y[fit], -1), sample_domain=domain[fit])
+    X_val, y_val = X[:100], y[:100]
+    # The default seed scores the same features the same way at every call
+    # (every candidate of a search meets the same folds) ...
+    assert make()(model, X_val, y_val) == make()(model, X_val, y_val)
+    # ... seeds differ in their folds, and hence in the score ...
+    scores = {make(random_state=seed)(model, X_val, y_val) for seed in range(4)}
+    assert len(scores) > 1
+    # ... and a weighter's own random_state is left alone.
+    own = DiscriminativeWeighter(random_state=3)
+    assert make(weighter=own, random_state=0)(model, X_val, y_val) == make(
+        weighter=own, random_state=1
+    )(model, X_val, y_val)
+    assert own.random_state == 3
+    assert "random_state=None" in repr(make(random_state=None))
+    assert "random_state" not in repr(make())
+
+
 def test_scorer_errors():
     from sktransfer.model_selection import DeepEmbeddedValidationScorer
 
