@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.metadata_routing import MetadataRequest
 
+from ._docstrings import Substitution
 from .adaptation import (
     DiscriminativeWeighter,
     check_both_domains,
@@ -232,6 +233,18 @@ def _feature_weights(features, target_features, weighter, random_state):
     return weighter.weights_[: len(features)]
 
 
+_scorer_docs = Substitution(
+    random_state="""
+    random_state : int, RandomState instance or None, default=0
+        Seeds ``weighter`` (its cross-fitting folds and domain classifier)
+        when the weighter's own ``random_state`` is None. The default, a
+        fixed seed, scores every candidate of a search with the same folds
+        and makes scores repeat from run to run; ``None`` draws fresh folds
+        at every call, which adds noise to the comparison of candidates.
+    """
+)
+
+
 def _repr_extra(scorer):
     """``", weighter=..., random_state=..."`` for the parameters not at default."""
     extra = ""
@@ -295,6 +308,7 @@ class _TargetAwareScorer:
         return request
 
 
+@_scorer_docs
 class ImportanceWeightedScorer(_TargetAwareScorer):
     """Score validation rows with importance weights (importance-weighted CV).
 
@@ -329,12 +343,7 @@ class ImportanceWeightedScorer(_TargetAwareScorer):
         Weights the validation rows in the estimator's features when it has
         no ``compute_weights``; ``None`` uses ``DiscriminativeWeighter()``.
 
-    random_state : int, RandomState instance or None, default=0
-        Seeds ``weighter`` (its cross-fitting folds and domain classifier)
-        when the weighter's own ``random_state`` is None. The default, a
-        fixed seed, scores every candidate of a search with the same folds
-        and makes scores repeat from run to run; ``None`` draws fresh folds
-        at every call, which adds noise to the comparison of candidates.
+    %(random_state)s
 
     See Also
     --------
@@ -460,6 +469,7 @@ def _per_row_loss(estimator, X, y_true):
     return (pred - np.asarray(y_true, dtype=float)) ** 2
 
 
+@_scorer_docs
 class DeepEmbeddedValidationScorer(_TargetAwareScorer):
     """Deep embedded validation (DEV): a label-free estimate of the target risk.
 
@@ -489,12 +499,7 @@ class DeepEmbeddedValidationScorer(_TargetAwareScorer):
         uses ``DiscriminativeWeighter()`` (a calibrated, cross-fitted
         logistic domain classifier, as in You et al.).
 
-    random_state : int, RandomState instance or None, default=0
-        Seeds ``weighter`` (its cross-fitting folds and domain classifier)
-        when the weighter's own ``random_state`` is None. The default, a
-        fixed seed, scores every candidate of a search with the same folds
-        and makes scores repeat from run to run; ``None`` draws fresh folds
-        at every call, which adds noise to the comparison of candidates.
+    %(random_state)s
 
     See Also
     --------
